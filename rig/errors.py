@@ -1,0 +1,135 @@
+"""Typed errors of the rig, each carrying a diagnosis that reports group failures by."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Diagnosis(str, Enum):
+    """What went wrong, in words a report can group by (Allure categories use these strings)."""
+
+    TIMEOUT = "timeout"
+    LINK_LOST = "link lost"
+    BAD_REPLY = "bad reply"
+    PROTOCOL = "protocol error"
+    UNSUPPORTED = "unsupported by this firmware"
+    BOOTLOADER_MISSING = "update did not take: bootloader missing or rejected the image"
+    UNRESPONSIVE_AFTER_UPDATE = "unresponsive after update"
+    CAN_VERSION_MISMATCH = "CAN version mismatch"
+    WRONG_HARDWARE = "wrong hardware"
+    CONFIG_SIGNATURE_MISMATCH = "config signature mismatch"
+    CONFIG_MIXED = "config is neither the old nor the new one"
+    BAD_IMAGE = "bad image"
+    SWD_CONNECT_FAILED = "SWD connect failed"
+    SWD_PROBE_MISSING = "SWD probe missing"
+    SWD_PROBE_BUSY = "SWD probe busy"
+    SWD_TARGET_LOCKED = "SWD target locked"
+    SWD_VERIFY_MISMATCH = "SWD verify mismatch"
+    POWER_FAILED = "power control failed"
+    PORT_NEVER_WENT = "relay switched but the port never went away (wrong channel or wiring)"
+    PORT_NEVER_CAME_BACK = "port never came back after power on"
+    BRICKED = "bricked: no answer after power cycle"
+    RACK_FILE = "rack file error"
+    SIM = "simulator error"
+
+
+class RigError(Exception):
+    """Base of every error the rig raises on purpose."""
+
+    diagnosis: Diagnosis = Diagnosis.PROTOCOL
+
+    def __init__(self, message: str, *, diagnosis: Diagnosis | None = None) -> None:
+        super().__init__(message)
+        if diagnosis is not None:
+            self.diagnosis = diagnosis
+
+
+class ProtocolError(RigError):
+    """A frame or payload that cannot be encoded or decoded."""
+
+    diagnosis = Diagnosis.PROTOCOL
+
+
+class PayloadError(ProtocolError):
+    """A payload too short, too long or otherwise not of the expected form."""
+
+
+class LinkError(RigError):
+    """The byte link failed."""
+
+    diagnosis = Diagnosis.LINK_LOST
+
+
+class LinkLost(LinkError):
+    """The link went away (port vanished, TCP dropped, or a forced cut)."""
+
+
+class RigTimeout(RigError):
+    """A bounded wait ran out; the message names the bound."""
+
+    diagnosis = Diagnosis.TIMEOUT
+
+    def __init__(self, what: str, bound_s: float, *, diagnosis: Diagnosis | None = None) -> None:
+        super().__init__(f"{what}: no answer within {bound_s:.3g} s", diagnosis=diagnosis)
+        self.what = what
+        self.bound_s = bound_s
+
+
+class BadReply(RigError):
+    """The device answered, but not with what the command expects."""
+
+    diagnosis = Diagnosis.BAD_REPLY
+
+
+class UnsupportedCommand(RigError):
+    """The command does not exist in the connected firmware version."""
+
+    diagnosis = Diagnosis.UNSUPPORTED
+
+
+class CommandFailed(RigError):
+    """The device answered with a failure (for example ERASE_NEW_APP replied 0)."""
+
+    diagnosis = Diagnosis.BAD_REPLY
+
+
+class ConfigError(RigError):
+    """A config blob the rig cannot vouch for (signature or firmware version mismatch)."""
+
+    diagnosis = Diagnosis.CONFIG_SIGNATURE_MISMATCH
+
+
+class ImageError(RigError):
+    """A firmware or bootloader image that must not be uploaded."""
+
+    diagnosis = Diagnosis.BAD_IMAGE
+
+
+class WrongHardware(ImageError):
+    """An image built for another hardware name (F6)."""
+
+    diagnosis = Diagnosis.WRONG_HARDWARE
+
+
+class UpdateError(RigError):
+    """A firmware update that did not end with the board on the new firmware."""
+
+    diagnosis = Diagnosis.BOOTLOADER_MISSING
+
+
+class PowerError(RigError):
+    """A relay board, supply or power cycle that failed."""
+
+    diagnosis = Diagnosis.POWER_FAILED
+
+
+class SwdError(RigError):
+    """An SWD operation that failed."""
+
+    diagnosis = Diagnosis.SWD_CONNECT_FAILED
+
+
+class RackFileError(RigError):
+    """A rack file with mistakes; the message names the file, the entry and the key."""
+
+    diagnosis = Diagnosis.RACK_FILE

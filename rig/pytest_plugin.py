@@ -1,0 +1,1 @@
+"""The vesc-rig pytest plugin (registered through the pytest11 entry point)."""
