@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class Diagnosis(str, Enum):
+class Diagnosis(StrEnum):
     """What went wrong, in words a report can group by (Allure categories use these strings)."""
 
     TIMEOUT = "timeout"
