@@ -219,38 +219,26 @@ class FrameDecoder(_TimedDecoder):
         pos, end, limit = 0, len(buf), self.max_payload
         while pos < end:
             start = buf[pos]
-            if start == START_SHORT:
-                if end - pos < 2:
-                    if eof:
-                        pos = self._skip(pos, Discard.TRUNCATED)
-                        continue
-                    break
-                length, head = buf[pos + 1], 2
-                if length == 0 or length > limit:
-                    pos = self._skip(pos, Discard.LENGTH)
-                    continue
-            elif start == START_LONG:
-                if end - pos < 3:
-                    if eof:
-                        pos = self._skip(pos, Discard.TRUNCATED)
-                        continue
-                    break
-                length, head = (buf[pos + 1] << 8) | buf[pos + 2], 3
-                if length < 0xFF or length > limit:  # facts: a 16-bit length < 255 is bad
-                    pos = self._skip(pos, Discard.LENGTH)
-                    continue
-            else:
+            if start not in (START_SHORT, START_LONG):
                 nxt = _next_start(buf, pos + 1, end)
                 self._discard(bytes(buf[pos:nxt]), Discard.START)
                 pos = nxt
                 continue
-            total = head + length + 3
-            if end - pos < total:
-                if eof:
-                    pos = self._skip(pos, Discard.TRUNCATED)
+            head = 2 if start == START_SHORT else 3
+            total = head  # until the length is known
+            if end - pos >= head:
+                length = buf[pos + 1] if head == 2 else (buf[pos + 1] << 8) | buf[pos + 2]
+                # facts: 8-bit length 0, 16-bit length < 255, or above the maximum are bad
+                if length == 0 or length > limit or (head == 3 and length < 0xFF):
+                    pos = self._skip(pos, Discard.LENGTH)
                     continue
-                break
-            tail = pos + head + length
+                total = head + length + 3
+            if end - pos < total:
+                if not eof:
+                    break
+                pos = self._skip(pos, Discard.TRUNCATED)
+                continue
+            tail = pos + total - 3
             if buf[tail + 2] != STOP:
                 pos = self._skip(pos, Discard.STOP)
                 continue
