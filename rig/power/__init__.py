@@ -1,0 +1,28 @@
+"""Power control: relay boards and bench supplies behind one small interface, and proven power cycles."""
+
+from rig.power.base import (
+    BOARD_KINDS,
+    SUPPLY_KINDS,
+    PowerChannel,
+    PowerSupply,
+    RelayBoard,
+    SupplyOutput,
+    open_relay_board,
+    open_supply,
+)
+from rig.power.cycle import PowerCycleResult, port_by_serial, port_by_usb_serial, power_cycle
+
+__all__ = [
+    "BOARD_KINDS",
+    "SUPPLY_KINDS",
+    "PowerChannel",
+    "PowerCycleResult",
+    "PowerSupply",
+    "RelayBoard",
+    "SupplyOutput",
+    "open_relay_board",
+    "open_supply",
+    "port_by_serial",
+    "port_by_usb_serial",
+    "power_cycle",
+]
