@@ -98,7 +98,22 @@ class Frame:
     long: bool = False
 
 
-Event = Frame | Garbage
+@dataclass(frozen=True)
+class BadCrc:
+    """A complete, well-formed frame (start, length and stop byte right) whose CRC does not match.
+
+    Only :class:`FrameDecoder` with ``report_bad_crc=True`` emits it, for trace viewers that want to
+    show such a frame. It is information, not a decision: the decoder still skips ONE byte and
+    rescans as the firmware does, so the next event is the Garbage that starts with this frame's
+    first byte, and frames found inside the frame's extent are still reported.
+    """
+
+    payload: bytes
+    long: bool
+    crc: int  # the CRC the frame carried
+
+
+Event = Frame | Garbage | BadCrc
 Clock = Callable[[], float]
 
 
@@ -182,15 +197,21 @@ class _TimedDecoder(ABC):
 
 
 class FrameDecoder(_TimedDecoder):
-    """Streaming decoder that resynchronises as firmware 3.48+ and VESC Tool do."""
+    """Streaming decoder that resynchronises as firmware 3.48+ and VESC Tool do.
+
+    With ``report_bad_crc=True`` it also emits a :class:`BadCrc` event for each well-formed frame
+    whose CRC is wrong (for trace viewers); decoding itself is unchanged.
+    """
 
     def __init__(
         self,
         max_payload: int = MAX_PAYLOAD_VESC_TOOL,
         rx_timeout_s: float | None = None,
         clock: Clock = time.monotonic,
+        report_bad_crc: bool = False,
     ) -> None:
         super().__init__(max_payload, rx_timeout_s, clock)
+        self.report_bad_crc = report_bad_crc
         self._buf = bytearray()
 
     @property
@@ -243,7 +264,10 @@ class FrameDecoder(_TimedDecoder):
                 pos = self._skip(pos, Discard.STOP)
                 continue
             payload = bytes(buf[pos + head : tail])
-            if crc_hqx(payload, 0) != (buf[tail] << 8) | buf[tail + 1]:
+            crc = (buf[tail] << 8) | buf[tail + 1]
+            if crc_hqx(payload, 0) != crc:
+                if self.report_bad_crc:
+                    self._events.append(BadCrc(payload, head == 3, crc))
                 pos = self._skip(pos, Discard.CRC)
                 continue
             self._accept(payload, head == 3)

@@ -1,0 +1,155 @@
+"""Where an ESC's port is now, and waiting for a board to go away and come back (F9).
+
+A USB ESC re-enumerates after a power cycle, a jump to the bootloader or a reboot, and may come
+back under another device name; it is found again by its USB serial number, through a stable
+by-id style symlink or through pyserial's list_ports. A port exported over the network (ser2net,
+a TCP bridge) never vanishes, so there the reboot is proven through the protocol instead: the
+board stops answering, then answers again with the same UID.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from serial.tools import list_ports
+
+from rig.errors import Diagnosis, RigTimeout
+
+log = logging.getLogger(__name__)
+
+VESC_VID, VESC_PID = 0x0483, 0x5740  # STM32 CDC-ACM (facts sheet section 10)
+NETWORK_SCHEMES = ("socket://", "rfc2217://", "loop://", "spy://")
+
+
+@dataclass(frozen=True)
+class PortLocator:
+    """Finds an ESC's port: its configured path or URL, else its USB serial number."""
+
+    url: str
+    usb_serial: str | None = None
+
+    @property
+    def observable(self) -> bool:
+        """Whether the port's presence tells anything (not for network exporters)."""
+        return not self.url.startswith(NETWORK_SCHEMES)
+
+    def current(self) -> str | None:
+        """The device the port is now (symlinks resolved), or None while it is gone."""
+        found = self.identity()
+        return None if found is None else found.device
+
+    def identity(self) -> PortIdentity | None:
+        """The port as it is now, distinct for every enumeration of it where that can be told."""
+        if not self.observable:
+            return PortIdentity(self.url)
+        path = Path(self.url)
+        try:
+            link = path.lstat()
+            return PortIdentity(os.path.realpath(path), link.st_ino, link.st_mtime_ns) if path.exists() else None
+        except FileNotFoundError:
+            pass
+        device = find_by_serial(self.usb_serial) if self.usb_serial else None
+        return None if device is None else PortIdentity(device)
+
+
+@dataclass(frozen=True)
+class PortIdentity:
+    """A port's device, plus its by-id symlink's inode and time where there is one (a new link each time)."""
+
+    device: str
+    link_inode: int = 0
+    link_mtime_ns: int = 0
+
+
+def find_by_serial(usb_serial: str) -> str | None:
+    """The device of the USB serial port with this serial number (pyserial list_ports), if plugged in."""
+    for port in list_ports.comports():
+        if port.serial_number == usb_serial:
+            return port.device
+    return None
+
+
+@dataclass
+class Reappearance:
+    """How a board went away and came back: times of each phase and what proved it."""
+
+    gone_s: float
+    back_s: float
+    answer_s: float
+    port_before: str | None
+    port_after: str | None
+    proof: str
+
+    @property
+    def total_s(self) -> float:
+        return self.gone_s + self.back_s + self.answer_s
+
+
+def _wait(condition: Callable[[], bool], bound_s: float, what: str, diagnosis: Diagnosis, poll_s: float) -> float:
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start >= bound_s:
+            raise RigTimeout(what, bound_s, diagnosis=diagnosis)
+        time.sleep(poll_s)
+    return time.monotonic() - start
+
+
+def wait_reappearance(
+    locator: PortLocator,
+    answers: Callable[[], bool],
+    *,
+    before: PortIdentity | None,
+    gone_timeout_s: float,
+    back_timeout_s: float,
+    answer_timeout_s: float,
+    poll_s: float = 0.01,
+    went_diagnosis: Diagnosis = Diagnosis.PORT_NEVER_WENT,
+    back_diagnosis: Diagnosis = Diagnosis.PORT_NEVER_CAME_BACK,
+    answer_diagnosis: Diagnosis = Diagnosis.BRICKED,
+) -> Reappearance:
+    """Wait (each phase bounded) until the board has gone, is back, and answers.
+
+    `answers()` must try one bounded FW_VERSION and say whether it got a reply. On a port whose
+    presence cannot be seen, "gone" means "stopped answering" and "back" means "answers again".
+    """
+    if locator.observable:
+        gone_s = _wait(
+            lambda: locator.identity() != before,
+            gone_timeout_s,
+            f"port {locator.url} to go away",
+            went_diagnosis,
+            poll_s,
+        )
+        back_s = _wait(
+            lambda: locator.current() is not None,
+            back_timeout_s,
+            f"port {locator.url} to come back",
+            back_diagnosis,
+            poll_s,
+        )
+        proof = "port re-enumerated"
+    else:
+        gone_s = _wait(
+            lambda: not answers(), gone_timeout_s, f"{locator.url} to stop answering", went_diagnosis, poll_s
+        )
+        back_s = 0.0
+        proof = "protocol: stopped answering, then answered again"
+    answer_s = _wait(
+        answers, answer_timeout_s, f"FW_VERSION from {locator.url} after it came back", answer_diagnosis, poll_s
+    )
+    after = locator.current()
+    log.info(
+        "%s back as %s (%s): gone %.3f s, back %.3f s, answer %.3f s",
+        locator.url,
+        after,
+        proof,
+        gone_s,
+        back_s,
+        answer_s,
+    )
+    return Reappearance(gone_s, back_s, answer_s, before.device if before else None, after, proof)
