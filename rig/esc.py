@@ -154,6 +154,19 @@ class Esc:
             return None
         return reply
 
+    def _drop_stale(self) -> None:
+        """Before a request: drop replies already received (late answers to earlier, timed-out requests).
+
+        Without this a late reply would be taken as the answer to the next request of its command.
+        PRINTs among them are still collected.
+        """
+        shared = self._shared
+        shared.pump(0)
+        while shared.inbox:
+            stale = self._dispatch(shared.inbox.popleft())
+            if stale is not None:
+                log.info("%s: dropping stale %s reply", self.name, stale.cmd.name)
+
     def request(
         self, message: c.Message, reply_cmd: Cmd, *, timeout_s: float | None = None, idempotent: bool = False
     ) -> c.Message:
@@ -161,6 +174,7 @@ class Esc:
         bound = self.timeouts.reply if timeout_s is None else timeout_s
         attempts = 1 + (self.retries if idempotent else 0)
         for attempt in range(1, attempts + 1):
+            self._drop_stale()
             self.send(message)
             try:
                 return self.receive(reply_cmd, bound)

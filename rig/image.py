@@ -159,21 +159,42 @@ def _load(path: Path, lo: int, hi: int, what: str) -> bytes:
     return data
 
 
-def upload_form(image: Image) -> Upload:
-    """The bytes VESC Tool would send for a firmware image (header, compression when needed)."""
-    data = image.data
-    size = len(data)
-    compressed = COMPRESS_ABOVE < size < COMPRESS_BELOW
+def needs_compression(size: int) -> bool:
+    """VESC Tool's rule: heatshrink an image if 393208 < size < 700000."""
+    return COMPRESS_ABOVE < size < COMPRESS_BELOW
+
+
+def heatshrink_compress(data: bytes) -> bytes:
+    return heatshrink2.compress(data, window_sz2=HEATSHRINK_WINDOW, lookahead_sz2=HEATSHRINK_LOOKAHEAD)
+
+
+def heatshrink_decompress(data: bytes) -> bytes:
+    return heatshrink2.decompress(data, window_sz2=HEATSHRINK_WINDOW, lookahead_sz2=HEATSHRINK_LOOKAHEAD)
+
+
+def update_header(payload: bytes, *, compressed: bool = False) -> bytes:
+    """The 6-byte header for `payload` (the image, or its heatshrink form with `compressed`)."""
+    size = (COMPRESSED_FLAG << 24 | len(payload)) if compressed else len(payload)
+    return HEADER.pack(size, crc16(payload))
+
+
+def update_payload(data: bytes, source: str = "image") -> Upload:
+    """Header + (compressed) image as VESC Tool writes it to the new-app buffer; refuses what cannot fit."""
+    compressed = needs_compression(len(data))
+    packed = heatshrink_compress(data) if compressed else data
     if compressed:
-        data = heatshrink2.compress(data, window_sz2=HEATSHRINK_WINDOW, lookahead_sz2=HEATSHRINK_LOOKAHEAD)
-        log.info("%s: heatshrink %d -> %d bytes", image.source, size, len(data))
-    if len(data) > COMPRESS_ABOVE:
+        log.info("%s: heatshrink %d -> %d bytes", source, len(data), len(packed))
+    if len(packed) > COMPRESS_ABOVE:
         raise ImageError(
-            f"{image.source}: {len(data)} bytes{' after compression' if compressed else ''} does not fit "
+            f"{source}: {len(packed)} bytes{' after compression' if compressed else ''} does not fit "
             f"the {NEW_APP_BUFFER}-byte update buffer"
         )
-    size_field = (COMPRESSED_FLAG << 24 | len(data)) if compressed else len(data)
-    return Upload(size, HEADER.pack(size_field, crc16(data)) + data, compressed)
+    return Upload(len(data), update_header(packed, compressed=compressed) + packed, compressed)
+
+
+def upload_form(image: Image) -> Upload:
+    """The bytes VESC Tool would send for a firmware image (header, compression when needed)."""
+    return update_payload(image.data, image.source)
 
 
 def load_from_folder(

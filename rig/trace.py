@@ -182,7 +182,9 @@ class TraceDecoder:
                 stream.offset += len(event.data)
                 size = len(event.data)
                 reason = event.reason.value
-                out.append(TraceEvent("garbage", chunk.line, chunk.t, stream.direction, at, size, event.data, reason=reason))
+                out.append(
+                    TraceEvent("garbage", chunk.line, chunk.t, stream.direction, at, size, event.data, reason=reason)
+                )
                 continue
             # a BadCrc does not consume: the Garbage that follows starts with its first byte
             if isinstance(event, Frame):

@@ -195,7 +195,12 @@ def upload_bootloader(
     result.times.erase_s = time.monotonic() - start
     start = time.monotonic()
     result.stats = write_chunks(
-        esc, image.data, base_offset=BOOTLOADER_OFFSET, window=window, all_can=all_can, progress=progress,
+        esc,
+        image.data,
+        base_offset=BOOTLOADER_OFFSET,
+        window=window,
+        all_can=all_can,
+        progress=progress,
         phase="bootloader",
     )
     result.times.write_s = time.monotonic() - start

@@ -171,9 +171,12 @@ def port_by_serial(directory: str, serial_number: str) -> str | None:
     except FileNotFoundError:
         return None
     for name in names:
-        link = os.path.join(directory, name)
-        if serial_number in name and os.path.exists(link):
-            return os.path.realpath(link)
+        if serial_number not in name:
+            continue
+        try:
+            return os.path.realpath(os.path.join(directory, name), strict=True)
+        except OSError:  # the link or its device vanished while we looked (udev removes them as USB goes)
+            continue
     return None
 
 

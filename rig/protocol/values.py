@@ -67,8 +67,12 @@ def value_fields_for(version: FirmwareVersion) -> tuple[ValueField, ...]:
     return VALUE_FIELDS[:count]
 
 
-def encode_field(f: ValueField, value: float) -> bytes:
-    raw = int(value) if f.scale is None else int(value * f.scale)  # the firmware casts (truncates)
+def encode_field(f: ValueField, value: float | None) -> bytes:
+    if value is None:
+        raise PayloadError(f"GET_VALUES field {f.name} is to be sent but has no value")
+    # The firmware casts v * scale (truncates). Rounding to 1e-6 of a step first keeps a value read
+    # from the wire (raw / scale, inexact in binary: 1.15 * 100 = 114.99999999999999) at its raw integer.
+    raw = int(value) if f.scale is None else int(round(value * f.scale, 6))
     try:
         return struct.pack(">" + f.fmt, raw)
     except struct.error as exc:

@@ -278,7 +278,7 @@ class SimTarget:
         if pc in self._entries and self._loaded(FLASH_ALGO["load_address"], self._algo):
             return self._entries[pc]
         if pc in self._entries or SRAM_BASE <= pc < SRAM_BASE + SRAM_SIZE:
-            LOG.warning("core resumed at %#010x in SRAM code the simulator does not know; it never returns", pc)
+            LOG.debug("core resumed at %#010x in SRAM code the simulator does not know; it never returns", pc)
         return None
 
     def _loaded(self, addr: int, blob: bytes) -> bool:

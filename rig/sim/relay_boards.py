@@ -20,7 +20,7 @@ from pymodbus.framer import FramerType
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from rig.errors import RigError
+from rig.errors import Diagnosis, RigError
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +217,7 @@ class ModbusSimServer:
         baudrate: int = 9600,
     ) -> None:
         if transport not in ("tcp", "rtu"):
-            raise RigError(f"sim Modbus: unknown transport {transport!r} (tcp or rtu)")
+            raise RigError(f"sim Modbus: unknown transport {transport!r} (tcp or rtu)", diagnosis=Diagnosis.SIM)
         self.responding = True
         self._action = action
         self._device = SimDevice(unit, simdata=simdata, action=self._gated)
@@ -231,7 +231,9 @@ class ModbusSimServer:
         self._thread = threading.Thread(target=self._run, name="sim-modbus", daemon=True)
         self._thread.start()
         if not self._started.wait(_JOIN_S) or self._error is not None:
-            raise RigError(f"sim Modbus server did not start within {_JOIN_S} s: {self._error}")
+            raise RigError(
+                f"sim Modbus server did not start within {_JOIN_S} s: {self._error}", diagnosis=Diagnosis.SIM
+            )
 
     async def _gated(self, *args: object) -> ExcCodes | None:
         if not self.responding:
@@ -304,7 +306,7 @@ class SimModbusRelay:
         transport: str = "tcp",
     ) -> None:
         if dialect not in ("coils", "registers"):
-            raise RigError(f"sim Modbus relay: unknown dialect {dialect!r}")
+            raise RigError(f"sim Modbus relay: unknown dialect {dialect!r}", diagnosis=Diagnosis.SIM)
         self.dialect = dialect
         self.channels = channels
         self.wiring = Wiring(wiring)

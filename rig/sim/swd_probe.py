@@ -243,7 +243,7 @@ class SimSwdProbe(DebugProbe):
     def _advance(self) -> None:
         if self._csw & 0x30 == _CSW_ADDRINC_SINGLE:
             size = self._size()
-            self._tar = (self._tar & ~0x3FF) | ((self._tar + size) & 0x3FF)  # TAR wraps within 1 KB
+            self._tar = (self._tar & ~0xFFF) | ((self._tar + size) & 0xFFF)  # the M4 AHB-AP wraps at 4 KB
 
     def _bus(self, access: Callable[..., int | None], addr: int, *args: int) -> int:
         try:
@@ -288,6 +288,13 @@ class _ExclusiveProbeProxy(SharedDebugProbeProxy):
     def disconnect(self) -> None:
         self.probe.disconnect()
 
+    def lock(self) -> None:
+        """Not needed with one client at a time; a client that dropped while holding pyocd's probe lock
+        (it does not unlock when a connect fails) would otherwise wedge every later client."""
+
+    def unlock(self) -> None:
+        """See lock()."""
+
 
 class SimSwdServer:
     """pyocd's DebugProbeServer serving a SimSwdProbe on 127.0.0.1 (port 0 = an ephemeral port)."""
@@ -296,6 +303,9 @@ class SimSwdServer:
         self.probe = probe
         session = Session(None, no_config=True)
         self._server = DebugProbeServer(session, _ExclusiveProbeProxy(probe), port=port, serve_local_only=True)
+        # stop() must not wait for clients that never hang up (pyocd's TCPProbeServer is private API here).
+        self._server._server.daemon_threads = True
+        self._server._server.block_on_close = False
         self._started = False
 
     def start(self) -> str:
@@ -313,7 +323,7 @@ class SimSwdServer:
         """Stop serving and drop any client."""
         if self._started:
             self._server.stop()
-            self._server._server.server_close()  # DebugProbeServer.stop() leaves the listening socket open
+            self._server._server.server_close()  # DebugProbeServer.stop() leaves the listener open
             self._started = False
 
     @property

@@ -153,6 +153,14 @@ def test_power_cycle_through_each_backend(backend: str, esc: StandInEsc, tmp_pat
     assert esc.powered
 
 
+def test_cycle_of_a_board_whose_port_was_absent(esc: StandInEsc, tmp_path: Path) -> None:
+    with rack("numato", esc, tmp_path) as channel:
+        result = power_cycle(channel, port_present=esc.port, answers=esc.answers, **FAST)
+    assert result.port_before is None
+    assert result.gone_s == 0.0
+    assert result.proof == "port appeared after power on"
+
+
 def test_board_not_answering_is_a_bounded_error(esc: StandInEsc, tmp_path: Path) -> None:
     with SimNumatoBoard(wiring={2: esc}) as sim:
         channel = PowerChannel(open_relay_board("numato", sim.port, timeout_s=0.2), 2, "numato")

@@ -1,0 +1,105 @@
+"""The VESC bootloader (vedderb/bldc-bootloader main.c), run step by step over the flash model.
+
+It has no communication. It reads the header at 0x08080000 (u32 size, u16 CRC-16/XMODEM; 0xCC in the
+top byte of the size = heatshrink-compressed), rejects size > 393216, size 0 or a bad CRC without
+touching the app, else erases app sectors 0..7 as far as the image reaches (all eight if compressed),
+which includes the EEPROM-emulation sectors 1-2 (so the config is wiped), copies the image with byte
+programming, blinks green and resets. The pre-2022 bootloader only erased up to sector 6; it is not
+modelled (sector 7 matters only to images above 384 KB, which that bootloader could not take).
+
+:meth:`BootloaderRun.steps` yields after each unit of work (one sector erase, one copy chunk), so the
+device can advance it one step per poll, a power cut can land between steps, and a test hook can see
+the phase and progress.
+"""
+
+from __future__ import annotations
+
+import logging
+from binascii import crc_hqx
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+
+from rig.image import COMPRESSED_FLAG, HEADER, NEW_APP_BUFFER, heatshrink_decompress
+from rig.sim.flash import FLASH_BASE, NEW_APP_BASE, SECTORS, Flash
+
+log = logging.getLogger(__name__)
+
+APP_SECTOR_RANGE = range(0, 8)  # L: main.c APP_BASE 0, APP_SECTORS 8 (sectors 1-2 are the EEPROM)
+COPY_CHUNK = 16 * 1024  # bytes programmed per step
+BLINK_S = 0.4  # 200 + 200 "ms" per blink, an uncalibrated NOP loop (research section 8, unverified)
+
+
+class BootPhase(StrEnum):
+    CHECK = "check"
+    ERASE = "erase"
+    COPY = "copy"
+    DONE = "done"  # copied; the bootloader resets into the new firmware
+    REJECTED = "rejected"  # header refused; the app is untouched
+
+
+class Rejection(StrEnum):
+    """Why the bootloader refused the header, with its red-blink count (L: main.c)."""
+
+    TOO_BIG = "size > 393216"
+    EMPTY = "size 0"
+    BAD_CRC = "bad CRC"
+
+    @property
+    def blinks(self) -> int:
+        return {Rejection.TOO_BIG: 3, Rejection.EMPTY: 4, Rejection.BAD_CRC: 5}[self]
+
+
+@dataclass
+class BootloaderRun:
+    """One run of the bootloader; read `phase`, `copied` and `total` to watch its progress."""
+
+    flash: Flash
+    force_reject: bool = False  # fault bootloader_rejects: refuse as for a bad CRC
+    phase: BootPhase = BootPhase.CHECK
+    rejection: Rejection | None = None
+    erased: tuple[int, ...] = ()
+    copied: int = 0
+    total: int = 0
+
+    def steps(self) -> Iterator[BootPhase]:
+        """Run the bootloader, yielding the phase after each step."""
+        size, crc = HEADER.unpack(self.flash.read(NEW_APP_BASE, HEADER.size))
+        compressed = size >> 24 == COMPRESSED_FLAG
+        size &= 0x00FF_FFFF if compressed else 0xFFFF_FFFF
+        payload = self.flash.read(NEW_APP_BASE + HEADER.size, size) if 0 < size <= NEW_APP_BUFFER else b""
+        self.rejection = _check(size, crc, payload, self.force_reject)
+        if self.rejection is not None:
+            log.info("bootloader rejects the image: %s", self.rejection.value)
+            self.phase = BootPhase.REJECTED
+            self.flash.clock.spend(self.rejection.blinks * BLINK_S)
+            yield self.phase
+            return
+        image = heatshrink_decompress(payload) if compressed else payload
+        self.total = len(image)
+        self.phase = BootPhase.ERASE
+        for index in APP_SECTOR_RANGE:
+            if not compressed and FLASH_BASE + size <= SECTORS[index].start:
+                break
+            self.flash.erase_sector(index)
+            self.erased += (index,)
+            yield self.phase
+        self.phase = BootPhase.COPY
+        for at in range(0, len(image), COPY_CHUNK):
+            chunk = image[at : at + COPY_CHUNK]
+            self.flash.program(FLASH_BASE + at, chunk)
+            self.copied = at + len(chunk)
+            yield self.phase
+        self.phase = BootPhase.DONE
+        self.flash.clock.spend(3 * BLINK_S)
+        yield self.phase
+
+
+def _check(size: int, crc: int, payload: bytes, force_reject: bool) -> Rejection | None:
+    if size > NEW_APP_BUFFER:
+        return Rejection.TOO_BIG
+    if size == 0:
+        return Rejection.EMPTY
+    if force_reject or crc_hqx(payload, 0) != crc:
+        return Rejection.BAD_CRC
+    return None

@@ -1,0 +1,405 @@
+"""The simulated ESC at byte level: encoded frames in through receive(), frames out through transmit.
+
+`Host` and `update` are also used by test_sim_bootloader.py and test_sim_can.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from rig.image import update_payload
+from rig.protocol import codecs as c
+from rig.protocol.commands import Cmd, command_table, fw
+from rig.protocol.framing import FrameDecoder, encode_frame
+from rig.sim.device import SimEsc, SimEscSpec
+from rig.sim.flash import FLASH_BASE
+from rig.sim.image import make_firmware_image
+from rig.sim.profiles import SimError, profile_for
+from rig.sim.timing import DeviceClock
+
+UID = bytes(range(0x10, 0x1C))
+CHUNK = 384
+
+
+class Host:
+    """A byte-level host: encodes requests for one firmware version and decodes what comes back."""
+
+    def __init__(self, device: SimEsc, version: str) -> None:
+        self.device = device
+        self.out: list[bytes] = []
+        device.transmit = self.out.append
+        self.table = command_table(fw(version))
+        self.decoder = FrameDecoder()
+
+    def frame(self, message: c.Message) -> bytes:
+        return encode_frame(c.encode(message, self.table))
+
+    def send(self, message: c.Message, now: float | None = None) -> None:
+        self.device.receive(self.frame(message), now)
+
+    def raw(self) -> bytes:
+        data = b"".join(self.out)
+        self.out.clear()
+        return data
+
+    def replies(self) -> list[c.Message | c.Unknown]:
+        return [c.decode_reply(p, self.table) for p in self.decoder.frames(self.raw())]
+
+    def ask(self, message: c.Message, now: float | None = None) -> list[c.Message | c.Unknown]:
+        self.send(message, now)
+        return self.replies()
+
+    def one(self, message: c.Message) -> c.Message | c.Unknown:
+        replies = self.ask(message)
+        assert len(replies) == 1, replies
+        return replies[0]
+
+    def version(self) -> str:
+        reply = self.one(c.FwVersionRequest())
+        assert isinstance(reply, c.FwVersionReply)
+        self.table = command_table(reply.version)
+        return str(reply.version)
+
+
+def make(fw_version: str = "6.02", *, hw: str = "60", on: bool = True, **spec: object) -> SimEsc:
+    device = SimEsc(SimEscSpec("esc", hw, fw_version, UID, "SIM0001", **spec), DeviceClock())  # type: ignore[arg-type]
+    if on:
+        device.set_power(True)
+        device.run_pending()
+    return device
+
+
+def update(host: Host, image: bytes, *, all_can: bool = False) -> None:
+    """The firmware update as the facts sheet describes VESC Tool's: erase, 384-byte chunks, jump."""
+    blob = update_payload(image).payload
+    assert host.one(c.EraseNewApp(len(blob) - 6, all_can)) == c.StatusReply(Cmd.ERASE_NEW_APP, True)
+    for offset in range(0, len(blob), CHUNK):
+        chunk = blob[offset : offset + CHUNK]
+        if chunk == b"\xff" * len(chunk):
+            continue
+        reply = host.one(c.WriteNewAppData(offset, chunk, all_can))
+        assert isinstance(reply, c.WriteNewAppDataReply) and reply.ok
+    host.send(c.JumpToBootloader(all_can))
+
+
+# --- identity and telemetry ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("version", "body_len", "last_field"),
+    [("3.40", 17, "uid"), ("5.02", 21, "custom_cfg_num"), ("6.02", 26, "fw_name")],
+)
+def test_fw_version_carries_the_fields_of_its_version(version: str, body_len: int, last_field: str) -> None:
+    host = Host(make(version), version)
+    host.send(c.FwVersionRequest())
+    (payload,) = host.decoder.frames(host.raw())
+    assert len(payload) - 1 == body_len  # 6.02 "60": 27 bytes with the id (research section 5)
+    reply = c.decode_reply(payload, host.table)
+    assert isinstance(reply, c.FwVersionReply)
+    assert str(reply.version) == version and reply.hw_name == "60" and reply.uid == UID
+    assert getattr(reply, last_field) is not None
+    assert profile_for(version).fw_version_fields[-1] == last_field
+
+
+@pytest.mark.parametrize(("version", "body_len"), [("3.40", 58), ("5.02", 72), ("6.02", 73)])
+def test_get_values_layout_per_profile(version: str, body_len: int) -> None:
+    host = Host(make(version, can_id=7), version)
+    host.send(c.GetValues())
+    (payload,) = host.decoder.frames(host.raw())
+    assert len(payload) - 1 == body_len
+    values = c.decode_reply(payload, host.table).values  # type: ignore[union-attr]
+    assert values.v_in == pytest.approx(24.1) and values.fault == 0 and values.controller_id == 7
+
+
+def test_selective_values_follow_the_mask() -> None:
+    host = Host(make("6.02"), "6.02")
+    reply = host.one(c.GetValuesSelective(1 << 0 | 1 << 8))
+    assert isinstance(reply, c.ValuesSelectiveReply)
+    assert reply.values.temp_fet == pytest.approx(25.3) and reply.values.v_in == pytest.approx(24.1)
+    assert reply.values.tachometer_abs is None
+
+
+def test_selective_bit_14_bug_of_3_48_to_3_56() -> None:
+    host = Host(make("3.55"), "3.55")
+    host.send(c.GetValuesSelective(1))
+    (payload,) = host.decoder.frames(host.raw())
+    assert len(payload) == 1 + 4 + 2 + 4  # temp_fet plus the tacho_abs the mask did not ask for
+
+
+# --- configuration ---------------------------------------------------------------------------------
+
+
+def test_config_set_get_default_with_signature() -> None:
+    device = make("6.02")
+    host = Host(device, "6.02")
+    old = host.one(c.GetConfig(c.ConfigKind.MCCONF))
+    default = host.one(c.GetConfig(c.ConfigKind.MCCONF, default=True))
+    assert isinstance(old, c.ConfigReply) and isinstance(default, c.ConfigReply)
+    assert old.blob.signature == 776184161 and len(old.blob.data) == 477  # research section 6
+    assert default.blob == old.blob and default.default
+    new = c.ConfigBlob(c.ConfigKind.MCCONF, 776184161, bytes(477))
+    assert host.ask(c.SetConfig(new)) == [c.SetConfigAck(c.ConfigKind.MCCONF)]
+    assert host.one(c.GetConfig(c.ConfigKind.MCCONF)).blob == new  # type: ignore[union-attr]
+    device.set_power(False)
+    device.set_power(True)
+    device.run_pending()
+    assert host.one(c.GetConfig(c.ConfigKind.MCCONF)).blob == new  # type: ignore[union-attr]
+    assert host.one(c.GetConfig(c.ConfigKind.MCCONF, default=True)).blob == old.blob  # type: ignore[union-attr]
+
+
+def test_wrong_signature_gets_only_a_print() -> None:
+    host = Host(make("6.02"), "6.02")
+    old = host.one(c.GetConfig(c.ConfigKind.APPCONF))
+    wrong = c.ConfigBlob(c.ConfigKind.APPCONF, 1234, bytes(489))
+    assert host.ask(c.SetConfig(wrong)) == [c.Print("Warning: Could not set appconf due to wrong signature")]
+    assert host.one(c.GetConfig(c.ConfigKind.APPCONF)) == old
+
+
+def test_3_40_config_has_no_signature_and_no_length_check() -> None:
+    host = Host(make("3.40"), "3.40")
+    old = host.one(c.GetConfig(c.ConfigKind.APPCONF)).blob  # type: ignore[union-attr]
+    assert old.signature is None and len(old.data) == 162
+    short = c.ConfigBlob(c.ConfigKind.APPCONF, None, b"\x11" * 100)
+    assert host.ask(c.SetConfig(short)) == [c.SetConfigAck(c.ConfigKind.APPCONF)]
+    now = host.one(c.GetConfig(c.ConfigKind.APPCONF)).blob  # type: ignore[union-attr]
+    assert now.data == b"\x11" * 100 + old.data[100:]  # stale bytes after a short blob
+
+
+def test_config_signature_fault_changes_the_reported_signature() -> None:
+    device = make("6.02", faults=("config_signature",))
+    host = Host(device, "6.02")
+    blob = host.one(c.GetConfig(c.ConfigKind.MCCONF)).blob  # type: ignore[union-attr]
+    assert blob.signature == 776184161 ^ 0x5A5A5A5A
+    real = c.ConfigBlob(c.ConfigKind.MCCONF, 776184161, blob.data)
+    assert host.ask(c.SetConfig(real)) == [c.Print("Warning: Could not set mcconf due to wrong signature")]
+
+
+# --- terminal, housekeeping ------------------------------------------------------------------------
+
+
+def test_terminal_texts() -> None:
+    new = Host(make("6.02"), "6.02")
+    assert new.ask(c.TerminalCmd("nope")) == [
+        c.Print("-> nope \n"),
+        c.Print("Invalid command: nope\ntype help to list all available commands\n"),
+    ]
+    old = Host(make("3.40"), "3.40")
+    assert old.ask(c.TerminalCmd("ping")) == [c.Print("pong\n")]
+    assert c.Print(f"UUID: {' '.join(f'{b:02X}' for b in UID)}") in old.ask(c.TerminalCmd("hw_status"))
+
+
+def test_long_print_is_cut_as_the_firmware_cuts_it() -> None:
+    host = Host(make("3.40"), "3.40")
+    host.send(c.TerminalCmd("y" * 300))
+    (payload,) = host.decoder.frames(host.raw())
+    assert len(payload) == 1 + 253 + 1 and payload.endswith(b"\0")  # 253 characters and the NUL
+
+
+def test_unknown_ids_alive_and_reboot_are_silent() -> None:
+    device = make("6.02")
+    host = Host(device, "6.02")
+    device.receive(encode_frame(bytes((200, 1, 2))))
+    assert host.ask(c.Alive()) == []
+    changes: list[bool] = []
+    device.on_usb = changes.append
+    assert host.ask(c.Reboot()) == [] and not device.usb_up
+    device.run_pending()
+    assert changes == [False, True] and host.version() == "6.02"
+
+
+def test_write_outside_the_flash_fails_without_crashing() -> None:
+    host = Host(make("6.02"), "6.02")
+    assert host.one(c.WriteNewAppData(0x80000, b"\0")) == c.WriteNewAppDataReply(False, 0x80000)
+
+
+# --- power, USB, decoder ---------------------------------------------------------------------------
+
+
+def test_power_cycle_boots_from_flash_and_takes_modelled_time() -> None:
+    device = make("6.02", on=False)
+    changes: list[bool] = []
+    device.on_usb = changes.append
+    device.set_power(True)
+    assert not device.usb_up
+    device.run_pending()
+    assert device.usb_up and changes == [True]
+    assert device.clock.modelled_s >= profile_for("6.02").boot_s
+    device.set_power(False)
+    assert changes == [True, False] and not device.usb_up
+    Host(device, "6.02").send(c.FwVersionRequest())  # ignored: nothing runs
+
+
+def test_garbage_in_flash_leaves_the_board_dead() -> None:
+    device = make("6.02", on=False)
+    for sector in (0, 3):
+        device.flash.erase_sector(sector)
+    device.flash.program(FLASH_BASE, b"\x12\x34" * 4096)
+    device.set_power(True)
+    device.run_pending()
+    assert device.mode == "dead" and not device.usb_up
+
+
+def _partial_set_appconf(host: Host, size: int) -> bytes:
+    blob = c.ConfigBlob(c.ConfigKind.APPCONF, None if size == 162 else 486554156, b"\x11" * size)
+    return host.frame(c.SetConfig(blob))
+
+
+def test_3_40_keeps_a_partial_frame_for_1000_ms_and_loses_the_bytes() -> None:
+    device = make("3.40")
+    host = Host(device, "3.40")
+    frame = _partial_set_appconf(host, 162)
+    assert frame[:3] == bytes.fromhex("02 a3 10")  # the F7 capture
+    device.receive(frame[:20], now=0.0)
+    polls = host.frame(c.FwVersionRequest()) * 30
+    device.receive(polls, now=0.1)
+    device.poll(now=0.9)
+    assert host.replies() == []  # absorbed into the broken frame, then lost
+    device.receive(host.frame(c.FwVersionRequest()), now=2.0)  # 1.9 s of silence: partial dropped
+    assert [type(r) for r in host.replies()] == [c.FwVersionReply]
+
+
+def test_5_02_times_out_a_partial_frame_but_6_02_keeps_it() -> None:
+    for version, answers in (("5.02", 1), ("6.02", 0)):
+        device = make(version)
+        host = Host(device, version)
+        device.receive(_partial_set_appconf(host, profile_for(version).appconf.size)[:20], now=0.0)
+        device.receive(host.frame(c.FwVersionRequest()), now=1.5)
+        assert len(host.replies()) == answers, version
+
+
+def test_6_02_resyncs_and_answers_every_poll_after_the_partial_frame() -> None:
+    device = make("6.02")
+    host = Host(device, "6.02")
+    frame = _partial_set_appconf(host, 489)
+    device.receive(frame[:20], now=0.0)
+    device.receive(host.frame(c.FwVersionRequest()) * 100, now=0.1)  # enough bytes to complete the bogus frame
+    assert len(host.replies()) == 100  # skip one byte, rescan: nothing lost
+
+
+def test_host_disconnect_keeps_the_decoder_state() -> None:
+    device = make("6.02")
+    host = Host(device, "6.02")
+    device.receive(_partial_set_appconf(host, 489)[:20], now=0.0)
+    device.host_disconnected()
+    device.receive(host.frame(c.FwVersionRequest()), now=5.0)
+    assert host.replies() == [] and device.host_sessions == 1
+
+
+# --- faults ----------------------------------------------------------------------------------------
+
+
+def _config_after_f7(faults: tuple[str, ...], polls: int) -> tuple[bytes, bytes, bytes]:
+    """A SET_APPCONF cut after 20 bytes (the TCP link drops), then `polls` FW_VERSION polls, then silence."""
+    device = make("3.40", faults=faults)
+    host = Host(device, "3.40")
+    old = host.one(c.GetConfig(c.ConfigKind.APPCONF)).blob.data  # type: ignore[union-attr]
+    device.receive(_partial_set_appconf(host, 162)[:20], now=0.0)
+    device.receive(host.frame(c.FwVersionRequest()) * polls, now=0.2)
+    device.poll(now=5.0)
+    host.raw()
+    now = host.one(c.GetConfig(c.ConfigKind.APPCONF)).blob.data  # type: ignore[union-attr]
+    return old, b"\x11" * 162, now
+
+
+@pytest.mark.parametrize("polls", [0, 30])
+def test_f7_real_decoder_keeps_the_old_config(polls: int) -> None:
+    old, _, now = _config_after_f7((), polls)
+    assert now == old
+
+
+def test_f7_merge_partial_leaves_a_mixed_config() -> None:
+    old, new, now = _config_after_f7(("merge_partial",), 0)
+    assert now[:17] == new[:17] and now[17:] == old[17:] and now not in (old, new)
+    old, new, now = _config_after_f7(("merge_partial",), 30)  # the polls became config bytes
+    assert now[:17] == new[:17] and now not in (old, new)
+
+
+def test_rx_timeout_fault_gives_6_02_a_timeout() -> None:
+    device = make("6.02", faults=("rx_timeout:timeout_s=0.5",))
+    host = Host(device, "6.02")
+    device.receive(_partial_set_appconf(host, 489)[:20], now=0.0)
+    device.receive(host.frame(c.FwVersionRequest()), now=0.6)
+    assert len(host.replies()) == 1
+
+
+def test_stuck_after_needs_a_power_cycle_once() -> None:
+    device = make("6.02", faults=("stuck_after:commands=2",))
+    host = Host(device, "6.02")
+    assert len(host.ask(c.FwVersionRequest())) == 1
+    assert len(host.ask(c.FwVersionRequest())) == 1
+    assert host.ask(c.FwVersionRequest()) == []
+    host.send(c.Reboot())
+    device.run_pending()
+    assert host.ask(c.FwVersionRequest()) == [] and device.usb_up
+    device.set_power(False)
+    device.set_power(True)
+    device.run_pending()
+    assert all(len(host.ask(c.FwVersionRequest())) == 1 for _ in range(5))
+    assert "stuck_after" not in device.faults
+
+
+def test_link_stall_and_corrupt() -> None:
+    device = make("6.02")
+    host = Host(device, "6.02")
+    device.faults.set("link_stall")
+    assert host.raw() == b"" and host.ask(c.FwVersionRequest()) == []
+    device.faults.clear("link_stall")
+    device.faults.set("link_corrupt", index=4)
+    host.send(c.FwVersionRequest())
+    raw = host.raw()
+    assert len(raw) == 32 and host.decoder.frames(raw) == []
+
+
+def test_link_slow_holds_replies_back() -> None:
+    device = make("6.02", faults=("link_slow:delay_s=0.5",))
+    host = Host(device, "6.02")
+    host.send(c.FwVersionRequest(), now=10.0)
+    device.poll(now=10.4)
+    assert host.raw() == b""
+    device.poll(now=10.5)
+    assert len(host.replies()) == 1
+
+
+def test_link_drop_re_enumerates_and_keeps_decoder_state() -> None:
+    device = make("6.02", faults=("link_drop:after_bytes=10",))
+    host = Host(device, "6.02")
+    changes: list[bool] = []
+    device.on_usb = changes.append
+    device.receive(host.frame(c.FwVersionRequest()) * 3, now=0.0)  # 6 bytes answered, 4 more kept, rest lost
+    assert changes == [False] and len(host.replies()) == 1
+    device.poll(now=0.1)
+    assert changes == [False, True] and "link_drop" not in device.faults
+    device.receive(bytes.fromhex("00 03"), now=0.2)  # completes the second frame held across the drop
+    assert len(host.replies()) == 1
+
+
+def test_fault_names_and_parameters_are_checked() -> None:
+    device = make("6.02", on=False)
+    with pytest.raises(SimError, match="unknown fault"):
+        device.faults.set("gremlins")
+    with pytest.raises(SimError, match="no parameter"):
+        device.faults.set("link_slow", delay=1)
+
+
+# --- update (more in test_sim_bootloader.py) -------------------------------------------------------
+
+
+def test_full_update_installs_the_new_version_and_wipes_the_config() -> None:
+    device = make("3.40", hw="60")
+    host = Host(device, "3.40")
+    host.ask(c.SetConfig(c.ConfigBlob(c.ConfigKind.APPCONF, None, b"\x22" * 162)))
+    changes: list[bool] = []
+    device.on_usb = changes.append
+    update(host, make_firmware_image("60", "6.02"))
+    assert changes == [False] and not device.usb_up
+    device.run_pending()
+    assert changes == [False, True] and host.version() == "6.02"
+    reply = host.one(c.GetConfig(c.ConfigKind.APPCONF))
+    default = host.one(c.GetConfig(c.ConfigKind.APPCONF, default=True))
+    assert isinstance(reply, c.ConfigReply) and isinstance(default, c.ConfigReply)
+    assert reply.blob.signature == 486554156 and reply.blob == default.blob
+
+
+def test_write_reply_echoes_the_offset_from_5_00() -> None:
+    assert Host(make("3.40"), "3.40").one(c.WriteNewAppData(8, b"\0")) == c.WriteNewAppDataReply(True)
+    assert Host(make("5.02"), "5.02").one(c.WriteNewAppData(8, b"\0")) == c.WriteNewAppDataReply(True, 8)
