@@ -90,13 +90,62 @@ class Reappearance:
         return self.gone_s + self.back_s + self.answer_s
 
 
-def _wait(condition: Callable[[], bool], bound_s: float, what: str, diagnosis: Diagnosis, poll_s: float) -> float:
+def wait_for(condition: Callable[[], bool], bound_s: float, what: str, diagnosis: Diagnosis, poll_s: float) -> float:
+    """Poll until `condition()` holds; the seconds it took, or RigTimeout naming `what` and the bound."""
     start = time.monotonic()
     while not condition():
         if time.monotonic() - start >= bound_s:
             raise RigTimeout(what, bound_s, diagnosis=diagnosis)
         time.sleep(poll_s)
     return time.monotonic() - start
+
+
+def proof_of(locator: PortLocator) -> str:
+    """What proves a reboot on this port."""
+    return "port re-enumerated" if locator.observable else "protocol: stopped answering, then answered again"
+
+
+def wait_gone(
+    locator: PortLocator,
+    before: PortIdentity | None,
+    answers: Callable[[], bool],
+    bound_s: float,
+    *,
+    poll_s: float = 0.01,
+    diagnosis: Diagnosis = Diagnosis.PORT_NEVER_WENT,
+) -> float:
+    """Wait until the port is no longer the one it was (or, over a network, the board stops answering)."""
+    if locator.observable:
+        return wait_for(
+            lambda: locator.identity() != before, bound_s, f"port {locator.url} to go away", diagnosis, poll_s
+        )
+    return wait_for(lambda: not answers(), bound_s, f"{locator.url} to stop answering", diagnosis, poll_s)
+
+
+def wait_back(
+    locator: PortLocator,
+    answers: Callable[[], bool],
+    back_bound_s: float,
+    answer_bound_s: float,
+    *,
+    poll_s: float = 0.01,
+    back_diagnosis: Diagnosis = Diagnosis.PORT_NEVER_CAME_BACK,
+    answer_diagnosis: Diagnosis = Diagnosis.BRICKED,
+) -> tuple[float, float]:
+    """Wait until the port is back, then until the firmware answers; (back_s, answer_s)."""
+    back_s = 0.0
+    if locator.observable:
+        back_s = wait_for(
+            lambda: locator.current() is not None,
+            back_bound_s,
+            f"port {locator.url} to come back",
+            back_diagnosis,
+            poll_s,
+        )
+    answer_s = wait_for(
+        answers, answer_bound_s, f"FW_VERSION from {locator.url} once it is back", answer_diagnosis, poll_s
+    )
+    return back_s, answer_s
 
 
 def wait_reappearance(
@@ -108,48 +157,23 @@ def wait_reappearance(
     back_timeout_s: float,
     answer_timeout_s: float,
     poll_s: float = 0.01,
-    went_diagnosis: Diagnosis = Diagnosis.PORT_NEVER_WENT,
     back_diagnosis: Diagnosis = Diagnosis.PORT_NEVER_CAME_BACK,
     answer_diagnosis: Diagnosis = Diagnosis.BRICKED,
 ) -> Reappearance:
     """Wait (each phase bounded) until the board has gone, is back, and answers.
 
-    `answers()` must try one bounded FW_VERSION and say whether it got a reply. On a port whose
-    presence cannot be seen, "gone" means "stopped answering" and "back" means "answers again".
+    `answers()` must try one bounded FW_VERSION and say whether it got a reply.
     """
-    if locator.observable:
-        gone_s = _wait(
-            lambda: locator.identity() != before,
-            gone_timeout_s,
-            f"port {locator.url} to go away",
-            went_diagnosis,
-            poll_s,
-        )
-        back_s = _wait(
-            lambda: locator.current() is not None,
-            back_timeout_s,
-            f"port {locator.url} to come back",
-            back_diagnosis,
-            poll_s,
-        )
-        proof = "port re-enumerated"
-    else:
-        gone_s = _wait(
-            lambda: not answers(), gone_timeout_s, f"{locator.url} to stop answering", went_diagnosis, poll_s
-        )
-        back_s = 0.0
-        proof = "protocol: stopped answering, then answered again"
-    answer_s = _wait(
-        answers, answer_timeout_s, f"FW_VERSION from {locator.url} after it came back", answer_diagnosis, poll_s
+    gone_s = wait_gone(locator, before, answers, gone_timeout_s, poll_s=poll_s)
+    back_s, answer_s = wait_back(
+        locator,
+        answers,
+        back_timeout_s,
+        answer_timeout_s,
+        poll_s=poll_s,
+        back_diagnosis=back_diagnosis,
+        answer_diagnosis=answer_diagnosis,
     )
     after = locator.current()
-    log.info(
-        "%s back as %s (%s): gone %.3f s, back %.3f s, answer %.3f s",
-        locator.url,
-        after,
-        proof,
-        gone_s,
-        back_s,
-        answer_s,
-    )
-    return Reappearance(gone_s, back_s, answer_s, before.device if before else None, after, proof)
+    log.info("%s back as %s: gone %.3f s, back %.3f s, answer %.3f s", locator.url, after, gone_s, back_s, answer_s)
+    return Reappearance(gone_s, back_s, answer_s, before.device if before else None, after, proof_of(locator))

@@ -16,7 +16,7 @@ import shutil
 import signal
 import sys
 import tempfile
-import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -96,16 +96,16 @@ def run_serve(args: argparse.Namespace) -> int:
     fresh = args.dir is None
     run_dir = Path(tempfile.mkdtemp(prefix="rig-sim-")) if fresh else args.dir
     print(f"rig sim serve: run directory {run_dir}", file=sys.stderr if args.json else sys.stdout, flush=True)
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    stop: list[int] = []  # the handler only appends: taking a lock in a signal handler can deadlock
+    previous = {sig: signal.signal(sig, lambda sig, _: stop.append(sig)) for sig in (signal.SIGINT, signal.SIGTERM)}
     sim = SimRack(rack, run_dir, args.speed)
     try:
         resolved = sim.start()
         for line in lines(resolved, sim):
             print(json.dumps(line) if args.json else _text(line))
         sys.stdout.flush()
-        while not stop.wait(0.5):
-            pass
+        while not stop:
+            time.sleep(0.1)
     finally:
         sim.stop()
         for sig, handler in previous.items():

@@ -10,7 +10,7 @@ from rig.power.base import (
     open_relay_board,
     open_supply,
 )
-from rig.power.cycle import PowerCycleResult, port_by_serial, port_by_usb_serial, power_cycle
+from rig.power.cycle import PowerCycleResult, power_cycle
 
 __all__ = [
     "BOARD_KINDS",
@@ -22,7 +22,5 @@ __all__ = [
     "SupplyOutput",
     "open_relay_board",
     "open_supply",
-    "port_by_serial",
-    "port_by_usb_serial",
     "power_cycle",
 ]

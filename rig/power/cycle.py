@@ -5,15 +5,13 @@ timed and bounded, and, where a supply feeds the ESC, its current confirms off a
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from serial.tools import list_ports
-
-from rig.errors import Diagnosis, PowerError
+from rig.errors import Diagnosis, PowerError, RigTimeout
 from rig.power.base import PowerChannel, PowerSupply
+from rig.presence import PortLocator, proof_of, wait_back, wait_gone
 
 log = logging.getLogger(__name__)
 
@@ -45,21 +43,10 @@ def _timed(action: Callable[[], None]) -> float:
     return time.monotonic() - start
 
 
-def wait_until(condition: Callable[[], bool], timeout_s: float, poll_s: float) -> float | None:
-    """Poll until condition() holds; the elapsed time, or None when timeout_s ran out."""
-    start = time.monotonic()
-    while True:
-        if condition():
-            return time.monotonic() - start
-        if time.monotonic() - start >= timeout_s:
-            return None
-        time.sleep(poll_s)
-
-
 def power_cycle(
     channel: PowerChannel,
     *,
-    port_present: Callable[[], str | None],
+    locator: PortLocator,
     answers: Callable[[], bool],
     supply: PowerSupply | None = None,
     settle_s: float = 0.5,
@@ -71,25 +58,25 @@ def power_cycle(
 ) -> PowerCycleResult:
     """Power-cycle one ESC through `channel` and prove it.
 
-    port_present() gives the ESC's current port path (found by USB serial number) or None when gone;
-    answers() is True when the firmware answers FW_VERSION. With a supply, its output current must
-    drop by at least min_current_step_a when off and rise again when on.
+    `locator` finds the ESC's port (by its stable name or USB serial number); `answers()` is True when
+    the firmware answers one bounded FW_VERSION. With a supply, its output current must drop by at
+    least `min_current_step_a` when off and rise again when on. A port that cannot be watched (one
+    exported over the network) is proven through the protocol: no answer while off, an answer after.
     """
-    port_before = port_present()
+    before = locator.identity()
     current_before = supply.read_current() if supply else None
     off_s = _timed(lambda: channel.switch(False))
-
-    gone_s = 0.0
-    if port_before is not None:
-        waited = wait_until(lambda: port_present() is None, gone_timeout_s, poll_s)
-        if waited is None:
-            _restore(channel)
-            raise PowerError(
-                f"{channel} switched off, but port {port_before} was still there after "
-                f"{gone_timeout_s:.3g} s: wrong channel or wiring",
-                diagnosis=Diagnosis.PORT_NEVER_WENT,
-            )
-        gone_s = waited
+    try:
+        gone_s = wait_gone(locator, before, answers, gone_timeout_s, poll_s=poll_s) if before else 0.0
+    except RigTimeout as exc:
+        _restore(channel)
+        what = f"port {before.device if before else locator.url} was still there"
+        if not locator.observable:
+            what = f"{locator.url} still answered"
+        raise PowerError(
+            f"{channel} switched off, but {what} after {exc.bound_s:.3g} s: wrong channel or wiring",
+            diagnosis=exc.diagnosis,
+        ) from exc
 
     settle_start = time.monotonic()
     time.sleep(settle_s)
@@ -103,31 +90,23 @@ def power_cycle(
     settle_took = time.monotonic() - settle_start
 
     on_s = _timed(lambda: channel.switch(True))
-    port_after: str | None = None
-
-    def back() -> bool:
-        nonlocal port_after
-        port_after = port_present()
-        return port_after is not None
-
-    back_s = wait_until(back, back_timeout_s, poll_s)
-    if back_s is None or port_after is None:
-        raise PowerError(
-            f"{channel} switched on, but the port did not come back within {back_timeout_s:.3g} s (was {port_before})",
-            diagnosis=Diagnosis.PORT_NEVER_CAME_BACK,
-        )
-    answer_s = wait_until(answers, answer_timeout_s, poll_s)
-    if answer_s is None:
-        raise PowerError(
-            f"{channel}: port {port_after} is back, but the firmware did not answer FW_VERSION within "
-            f"{answer_timeout_s:.3g} s",
-            diagnosis=Diagnosis.BRICKED,
-        )
+    try:
+        back_s, answer_s = wait_back(locator, answers, back_timeout_s, answer_timeout_s, poll_s=poll_s)
+    except RigTimeout as exc:
+        if exc.diagnosis == Diagnosis.PORT_NEVER_CAME_BACK:
+            message = f"{channel} switched on, but the port did not come back within {exc.bound_s:.3g} s"
+            message += f" (was {before.device if before else None})"
+        else:
+            message = (
+                f"{channel}: port {locator.current()} is back, but the firmware did not answer FW_VERSION "
+                f"within {exc.bound_s:.3g} s"
+            )
+        raise PowerError(message, diagnosis=exc.diagnosis) from exc
     current_on = supply.read_current() if supply else None
     if current_off is not None and current_on is not None:
         _check_step(channel, "on", current_on, current_off, min_current_step_a)
 
-    proofs = ["port re-enumerated" if port_before is not None else "port appeared after power on"]
+    proofs = [proof_of(locator) if before is not None else "port appeared after power on"]
     if supply is not None:
         proofs.append("supply current")
     result = PowerCycleResult(
@@ -137,8 +116,8 @@ def power_cycle(
         on_s=on_s,
         back_s=back_s,
         answer_s=answer_s,
-        port_before=port_before,
-        port_after=port_after,
+        port_before=before.device if before else None,
+        port_after=locator.current() or "",
         proof=", ".join(proofs),
         supply_current_off=current_off,
         supply_current_on=current_on,
@@ -162,27 +141,3 @@ def _restore(channel: PowerChannel) -> None:
         channel.switch(True)
     except PowerError as exc:
         log.warning("could not switch %s back on: %s", channel, exc)
-
-
-def port_by_serial(directory: str, serial_number: str) -> str | None:
-    """The device a /dev/serial/by-id style symlink named with `serial_number` points to, or None."""
-    try:
-        names = sorted(os.listdir(directory))
-    except FileNotFoundError:
-        return None
-    for name in names:
-        if serial_number not in name:
-            continue
-        try:
-            return os.path.realpath(os.path.join(directory, name), strict=True)
-        except OSError:  # the link or its device vanished while we looked (udev removes them as USB goes)
-            continue
-    return None
-
-
-def port_by_usb_serial(serial_number: str) -> str | None:
-    """On real hardware: the port whose USB serial number is `serial_number` (pyserial list_ports)."""
-    for port in list_ports.comports():
-        if port.serial_number == serial_number:
-            return port.device
-    return None

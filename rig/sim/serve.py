@@ -454,13 +454,14 @@ class _Served:
 
     station: Station
     loop: DeviceLoop
-    nodes: dict[int, Any]  # can_id -> SimEsc
+    nodes: dict[int, SimEsc]  # by CAN id
     usb: UsbPort
     bridge: TcpBridge | None = None
 
     @property
-    def usb_node(self) -> Any:
-        return self.usb.device
+    def usb_node(self) -> SimEsc:
+        assert self.station.sim is not None
+        return self.nodes[self.station.sim.node.can_id]
 
 
 class SimRack:
@@ -575,7 +576,7 @@ class SimRack:
     def _serve_station(self, station: Station) -> Station:
         assert station.sim is not None and station.usb_serial is not None
         bus = CanBus() if station.sim.peers else None
-        nodes: dict[int, Any] = {}
+        nodes: dict[int, SimEsc] = {}
         for node in station.sim.nodes:
             name = station.name if node is station.sim.node else f"{station.name}/can{node.can_id}"
             spec = SimEscSpec(
@@ -644,7 +645,7 @@ class SimRack:
             raise SimServeError(f"simulated rack {self.rack.name}: no station {name!r}; have {list(self._stations)}")
         return self._stations[name]
 
-    def device(self, name: str, can_id: int | None = None) -> Any:
+    def device(self, name: str, can_id: int | None = None) -> SimEsc:
         """The SimEsc of station `name` (its USB node, or CAN node `can_id`); it is thread-safe."""
         served = self._served(name)
         if can_id is None:

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from rig.errors import Diagnosis, PowerError
-from rig.power import PowerChannel, SupplyOutput, open_relay_board, open_supply, port_by_serial, power_cycle
+from rig.power import PowerChannel, SupplyOutput, open_relay_board, open_supply, power_cycle
+from rig.presence import PortLocator
 from rig.sim.relay_boards import SimLcusBoard, SimModbusRelay, SimNumatoBoard
 from rig.sim.supply import SimRd6006
 
@@ -46,8 +47,12 @@ class StandInEsc:
                     os.close(fd)
                 self._fds = None
 
+    @property
+    def locator(self) -> PortLocator:
+        return PortLocator(str(self.link), SERIAL)
+
     def port(self) -> str | None:
-        return port_by_serial(str(self.by_id), SERIAL)
+        return self.locator.current()
 
     def answers(self) -> bool:
         return self.powered and self.firmware_answers and self.port() is not None
@@ -141,7 +146,7 @@ def eventually(condition: Callable[[], bool], timeout_s: float = 1.0) -> bool:
 def test_power_cycle_through_each_backend(backend: str, esc: StandInEsc, tmp_path: Path) -> None:
     with rack(backend, esc, tmp_path) as channel:
         before = power_on(channel, esc)
-        result = power_cycle(channel, port_present=esc.port, answers=esc.answers, **FAST)
+        result = power_cycle(channel, locator=esc.locator, answers=esc.answers, **FAST)
     assert result.port_before == before
     assert result.port_after is not None
     assert result.proof == "port re-enumerated"
@@ -155,7 +160,7 @@ def test_power_cycle_through_each_backend(backend: str, esc: StandInEsc, tmp_pat
 
 def test_cycle_of_a_board_whose_port_was_absent(esc: StandInEsc, tmp_path: Path) -> None:
     with rack("numato", esc, tmp_path) as channel:
-        result = power_cycle(channel, port_present=esc.port, answers=esc.answers, **FAST)
+        result = power_cycle(channel, locator=esc.locator, answers=esc.answers, **FAST)
     assert result.port_before is None
     assert result.gone_s == 0.0
     assert result.proof == "port appeared after power on"
@@ -168,7 +173,7 @@ def test_board_not_answering_is_a_bounded_error(esc: StandInEsc, tmp_path: Path)
         sim.responding = False
         start = time.monotonic()
         with pytest.raises(PowerError, match=r"within 0.2 s") as caught:
-            power_cycle(channel, port_present=esc.port, answers=esc.answers, **FAST)
+            power_cycle(channel, locator=esc.locator, answers=esc.answers, **FAST)
         assert caught.value.diagnosis is Diagnosis.POWER_FAILED
         assert time.monotonic() - start < 1.0
         assert esc.powered  # nothing switched
@@ -182,7 +187,7 @@ def test_silent_board_that_ignores_commands_is_caught_by_the_port(esc: StandInEs
         power_on(channel, esc)
         sim.responding = False
         with pytest.raises(PowerError, match="still there after 0.3 s") as caught:
-            power_cycle(channel, port_present=esc.port, answers=esc.answers, **{**FAST, "gone_timeout_s": 0.3})
+            power_cycle(channel, locator=esc.locator, answers=esc.answers, **{**FAST, "gone_timeout_s": 0.3})
         assert caught.value.diagnosis is Diagnosis.PORT_NEVER_WENT
         channel.board.close()
 
@@ -194,7 +199,7 @@ def test_channel_wired_to_nothing(esc: StandInEsc, tmp_path: Path) -> None:
         wrong = PowerChannel(right.board, 3, "lcus")  # clicks, but feeds nothing
         start = time.monotonic()
         with pytest.raises(PowerError, match="still there after 0.3 s: wrong channel or wiring") as caught:
-            power_cycle(wrong, port_present=esc.port, answers=esc.answers, **{**FAST, "gone_timeout_s": 0.3})
+            power_cycle(wrong, locator=esc.locator, answers=esc.answers, **{**FAST, "gone_timeout_s": 0.3})
         assert caught.value.diagnosis is Diagnosis.PORT_NEVER_WENT
         assert time.monotonic() - start < 1.0
         assert esc.powered
@@ -208,7 +213,7 @@ def test_port_that_never_comes_back(esc: StandInEsc, tmp_path: Path) -> None:
         esc.comes_back = False
         start = time.monotonic()
         with pytest.raises(PowerError, match=f"did not come back within 0.3 s \\(was {before}\\)") as caught:
-            power_cycle(channel, port_present=esc.port, answers=esc.answers, **{**FAST, "back_timeout_s": 0.3})
+            power_cycle(channel, locator=esc.locator, answers=esc.answers, **{**FAST, "back_timeout_s": 0.3})
         assert caught.value.diagnosis is Diagnosis.PORT_NEVER_CAME_BACK
         assert time.monotonic() - start < 1.0
 
@@ -218,7 +223,7 @@ def test_firmware_that_never_answers_is_bricked(esc: StandInEsc, tmp_path: Path)
         power_on(channel, esc)
         esc.firmware_answers = False
         with pytest.raises(PowerError, match="did not answer FW_VERSION within 0.2 s") as caught:
-            power_cycle(channel, port_present=esc.port, answers=esc.answers, **{**FAST, "answer_timeout_s": 0.2})
+            power_cycle(channel, locator=esc.locator, answers=esc.answers, **{**FAST, "answer_timeout_s": 0.2})
         assert caught.value.diagnosis is Diagnosis.BRICKED
 
 
@@ -230,7 +235,7 @@ def test_supply_current_proves_the_cycle(esc: StandInEsc, tmp_path: Path) -> Non
         supply.set_output(True)
         channel = PowerChannel(open_relay_board("modbus-coils", relay.address), 1, "relay")
         power_on(channel, esc)
-        result = power_cycle(channel, port_present=esc.port, answers=esc.answers, supply=supply, **FAST)
+        result = power_cycle(channel, locator=esc.locator, answers=esc.answers, supply=supply, **FAST)
         assert result.proof == "port re-enumerated, supply current"
         assert result.supply_current_off == pytest.approx(0.08)
         assert result.supply_current_on == pytest.approx(0.16)
@@ -246,7 +251,7 @@ def test_supply_current_that_does_not_drop_fails(esc: StandInEsc, tmp_path: Path
         supply.set_output(True)
         power_on(channel, esc)
         with pytest.raises(PowerError, match="supply current did not follow"):
-            power_cycle(channel, port_present=esc.port, answers=esc.answers, supply=supply, **FAST)
+            power_cycle(channel, locator=esc.locator, answers=esc.answers, supply=supply, **FAST)
         assert eventually(lambda: esc.powered)  # switched back on after the failed proof
         supply.close()
 
@@ -257,15 +262,14 @@ def test_power_cycle_through_the_supply_output(esc: StandInEsc) -> None:
         supply = open_supply("rd6006", bench.address)
         channel = PowerChannel(SupplyOutput(supply), 1, "bench")
         power_on(channel, esc)
-        result = power_cycle(channel, port_present=esc.port, answers=esc.answers, supply=supply, **FAST)
+        result = power_cycle(channel, locator=esc.locator, answers=esc.answers, supply=supply, **FAST)
         assert result.proof == "port re-enumerated, supply current"
         assert result.supply_current_off == 0.0
         supply.close()
 
 
-def test_port_by_serial(tmp_path: Path, esc: StandInEsc) -> None:
-    assert port_by_serial(str(tmp_path / "missing"), SERIAL) is None
+def test_locator_follows_the_stand_in(tmp_path: Path, esc: StandInEsc) -> None:
+    assert PortLocator(str(tmp_path / "missing"), "OTHERSERIAL").current() is None
     assert esc.port() is None
     esc(True)
     assert esc.port() == os.path.realpath(esc.link)
-    assert port_by_serial(str(esc.by_id), "OTHERSERIAL") is None

@@ -1,0 +1,136 @@
+"""Config backup, guarded writes and verified restore (F8, F10).
+
+A backup records the mcconf and appconf blobs together with the firmware version, hardware name and
+UID they were read from, and is written to disk (fsynced, atomically renamed) before any config
+write or firmware update. It stays on disk until a restore has been read back and verified.
+
+A blob is only written where the rig can vouch for its layout (F8): on firmware 3.50+ the blob's
+signature must be the one the board itself reports (the signature changes with every layout change,
+so the version may differ); before 3.50 there is no signature, so the board must run exactly the
+version the blob was read from.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from rig.errors import ConfigError, Diagnosis
+from rig.esc import Esc
+from rig.protocol.codecs import SIGNATURE_SINCE, ConfigBlob, ConfigKind
+from rig.protocol.commands import FirmwareVersion
+
+log = logging.getLogger(__name__)
+
+KINDS = (ConfigKind.MCCONF, ConfigKind.APPCONF)
+
+
+@dataclass(frozen=True)
+class ConfigBackup:
+    """Both configs of one board, and the firmware they belong to."""
+
+    version: FirmwareVersion
+    hw_name: str
+    uid: str
+    blobs: dict[ConfigKind, ConfigBlob]
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "version": str(self.version),
+                "hw_name": self.hw_name,
+                "uid": self.uid,
+                "blobs": {
+                    kind.value: {"signature": blob.signature, "data": blob.data.hex()}
+                    for kind, blob in self.blobs.items()
+                },
+            },
+            indent=1,
+        )
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "backup") -> ConfigBackup:
+        try:
+            raw = json.loads(text)
+            blobs = {
+                ConfigKind(kind): ConfigBlob(ConfigKind(kind), entry["signature"], bytes.fromhex(entry["data"]))
+                for kind, entry in raw["blobs"].items()
+            }
+            return cls(FirmwareVersion.parse(raw["version"]), raw["hw_name"], raw["uid"], blobs)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{source}: not a config backup: {exc}", diagnosis=Diagnosis.BAD_REPLY) from exc
+
+    def save(self, path: Path) -> Path:
+        """Write atomically and durably: a crash leaves either no file or the whole backup."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        with open(tmp, "w") as f:
+            f.write(self.to_json())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> ConfigBackup:
+        try:
+            return cls.from_json(path.read_text(), str(path))
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read config backup: {exc}") from exc
+
+
+def read_backup(esc: Esc) -> ConfigBackup:
+    """Read FW_VERSION, mcconf and appconf."""
+    info = esc.fw_version()
+    blobs = {kind: esc.get_config(kind) for kind in KINDS}
+    return ConfigBackup(info.version, info.hw_name or "", (info.uid or b"").hex(), blobs)
+
+
+def check_writable(esc: Esc, blob: ConfigBlob, made_for: FirmwareVersion, *, force: bool = False) -> None:
+    """Refuse a blob whose layout the rig cannot vouch for on this board (F8), unless forced."""
+    if force:
+        log.warning("%s: writing a %s without layout checks because it was forced", esc.name, blob.kind.value)
+        return
+    running = esc.fw_version().version
+    if blob.signature is None or running < SIGNATURE_SINCE:
+        if blob.signature is not None or running != made_for:
+            raise ConfigError(
+                f"{esc.name} runs firmware {running}, the {blob.kind.value} was read from {made_for}: without a "
+                "config signature on both sides the layouts cannot be compared, refusing to write it"
+            )
+        return
+    current = esc.get_config(blob.kind).signature
+    if current != blob.signature:
+        raise ConfigError(
+            f"{esc.name} (firmware {running}) reports {blob.kind.value} signature {current}, the blob (read from "
+            f"{made_for}) has {blob.signature}: refusing to write a config of another layout"
+        )
+
+
+def write_verified(esc: Esc, blob: ConfigBlob, made_for: FirmwareVersion, *, force: bool = False) -> None:
+    """Write a blob after the layout checks, then read it back and compare."""
+    check_writable(esc, blob, made_for, force=force)
+    esc.set_config(blob)
+    back = esc.get_config(blob.kind)
+    if back != blob:
+        raise ConfigError(
+            f"{esc.name}: {blob.kind.value} read back differs from what was written "
+            f"({_first_difference(blob.data, back.data)})",
+            diagnosis=Diagnosis.CONFIG_MIXED,
+        )
+
+
+def restore(esc: Esc, backup: ConfigBackup, *, force: bool = False) -> None:
+    """Write both configs of a backup and verify them by reading back."""
+    for kind in KINDS:
+        write_verified(esc, backup.blobs[kind], backup.version, force=force)
+
+
+def _first_difference(a: bytes, b: bytes) -> str:
+    if len(a) != len(b):
+        return f"{len(a)} bytes written, {len(b)} read"
+    at = next(i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y)
+    return f"first difference at byte {at}"
