@@ -239,3 +239,36 @@ def guard(esc: Esc, image: Image, *, allow_wrong_hw: bool) -> c.FwVersionReply:
     info = esc.fw_version()
     check_hardware(image, info.hw_name or "", allow_wrong_hw=allow_wrong_hw)
     return info
+
+
+def node_versions(esc: Esc, node_ids: tuple[int, ...]) -> dict[int, c.FwVersionReply]:
+    """FW_VERSION of each CAN node behind `esc`, through FORWARD_CAN."""
+    return {node: esc.can(node).fw_version() for node in node_ids}
+
+
+def guard_can_nodes(esc: Esc, *, allow_wrong_hw: bool = False) -> tuple[int, ...]:
+    """VESC Tool's check before an all-CAN update: find the nodes; all must have this board's hardware."""
+    if not esc.table.has(Cmd.ERASE_NEW_APP_ALL_CAN):
+        raise UpdateError(f"firmware {esc.version} has no all-CAN update commands", diagnosis=Diagnosis.UNSUPPORTED)
+    local = esc.info.hw_name if esc.info else None
+    node_ids = esc.ping_can()
+    for node, info in node_versions(esc, node_ids).items():
+        if info.hw_name != local and not allow_wrong_hw:
+            raise UpdateError(
+                f"CAN node {node} is hardware {info.hw_name!r}, this board {local!r}: all nodes must have the "
+                "same hardware for an all-CAN update",
+                diagnosis=Diagnosis.WRONG_HARDWARE,
+            )
+    return node_ids
+
+
+def check_nodes_agree(esc: Esc, node_ids: tuple[int, ...], local: c.FwVersionReply) -> dict[int, c.FwVersionReply]:
+    """F3: every CAN node must run the version the local node runs."""
+    versions = node_versions(esc, node_ids)
+    differ = {node: str(info.version) for node, info in versions.items() if info.version != local.version}
+    if differ:
+        raise UpdateError(
+            f"CAN nodes disagree: local node runs {local.version}, nodes {differ}",
+            diagnosis=Diagnosis.CAN_VERSION_MISMATCH,
+        )
+    return versions
