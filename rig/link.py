@@ -21,6 +21,13 @@ from rig.errors import LinkError, LinkLost
 
 log = logging.getLogger(__name__)
 
+try:  # pyserial's POSIX backend lets termios.error (not an OSError) escape from flush() on a vanished pty
+    from termios import error as _termios_error
+
+    IO_ERRORS: tuple[type[BaseException], ...] = (serial.SerialException, OSError, _termios_error)
+except ImportError:  # pragma: no cover - not POSIX
+    IO_ERRORS = (serial.SerialException, OSError)
+
 Direction = Literal["tx", "rx"]
 DEFAULT_BAUD = 115200  # what VESC Tool opens (ignored by USB CDC, matters for the UART app)
 
@@ -139,7 +146,7 @@ class Link:
             if chunk:
                 self.port.write(chunk)
                 self.port.flush()
-        except (serial.SerialException, OSError) as exc:
+        except IO_ERRORS as exc:
             self._lost = f"link {self.url} lost while writing: {exc}"
             raise LinkLost(self._lost) from exc
         self.trace.record("tx", chunk)
@@ -160,7 +167,7 @@ class Link:
                 waiting = self.port.in_waiting
                 if waiting:
                     data += self.port.read(waiting)
-        except (serial.SerialException, OSError, TypeError) as exc:
+        except (*IO_ERRORS, TypeError) as exc:
             # pyserial raises TypeError from a socket closed under it
             self._lost = f"link {self.url} lost while reading: {exc}"
             raise LinkLost(self._lost) from exc
@@ -175,7 +182,7 @@ class Link:
     def close(self) -> None:
         try:
             self.port.close()
-        except (serial.SerialException, OSError) as exc:
+        except IO_ERRORS as exc:
             log.debug("closing %s: %s", self.url, exc)
 
     @property
