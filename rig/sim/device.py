@@ -592,7 +592,8 @@ class SimEsc:
             "hw_conf_crc": 0,
         }
         fields = {name: available[name] for name in fw.profile.fw_version_fields}
-        return c.FwVersionReply(fw.profile.version.major, fw.profile.version.minor, **fields)  # type: ignore[arg-type]
+        version = fw.descriptor.version  # the image's own version; the profile says how it behaves
+        return c.FwVersionReply(version.major, version.minor, **fields)  # type: ignore[arg-type]
 
     def _values(self, fw: _Firmware) -> Values:
         telemetry = {
@@ -693,7 +694,7 @@ class SimEsc:
             lines.append("FAULT_CODE_NONE\n")
         elif command == "hw_status":
             uid = " ".join(f"{b:02X}" for b in self.spec.uid)
-            version = profile.version
+            version = fw.descriptor.version
             lines += [
                 f"Firmware: {version.major}.{version.minor}",
                 f"Hardware: {fw.descriptor.hw_name}",

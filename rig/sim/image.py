@@ -135,11 +135,11 @@ def _build(
 
 
 def make_firmware_image(hw: str, version: str, size: int | None = None) -> bytes:
-    """A deterministic simulated firmware image for hardware `hw` (e.g. "60") and a profiled version."""
+    """A deterministic simulated firmware image for hardware `hw` (e.g. "60") and a version the simulator runs."""
     profile = profile_for(version)
     total = profile.app_size if size is None else size
     code = min(profile.code_size, (total - len(EEPROM_WINDOW)) * 9 // 10)
-    return _build(ImageKind.FIRMWARE, hw, profile.version, profile.name, total, code, 0x0800_0000)
+    return _build(ImageKind.FIRMWARE, hw, FirmwareVersion.parse(version), profile.name, total, code, 0x0800_0000)
 
 
 def make_bootloader_image(hw: str = "generic") -> bytes:

@@ -209,9 +209,15 @@ PROFILES: dict[str, FirmwareProfile] = {
 
 
 def profile_for(version: str | FirmwareVersion) -> FirmwareProfile:
-    """The profile of a firmware version ("6.02"); SimError names the known ones."""
-    key = str(version if isinstance(version, FirmwareVersion) else FirmwareVersion.parse(version))
-    try:
-        return PROFILES[key]
-    except KeyError:
-        raise SimError(f"no simulated firmware profile {key}; known: {', '.join(PROFILES)}") from None
+    """The profile a firmware version ("6.02") behaves as; SimError names the known ones.
+
+    A version without a profile of its own (a release candidate "6.03", say) behaves as the closest
+    profiled version below it in the same major series; it still reports its own version number.
+    """
+    wanted = version if isinstance(version, FirmwareVersion) else FirmwareVersion.parse(version)
+    below = [p for p in PROFILES.values() if p.version.major == wanted.major and p.version <= wanted]
+    if not below:
+        raise SimError(
+            f"no simulated firmware profile {wanted} or below it in series {wanted.major}; profiles: {', '.join(PROFILES)}"
+        )
+    return max(below, key=lambda p: p.version)
