@@ -239,3 +239,18 @@ def check_hardware(image: Image, hw_name: str, *, allow_wrong_hw: bool = False) 
             f"the hardware, name the hardware explicitly, or allow it explicitly"
         )
     raise WrongHardware(f"refusing {image.describe()}: the board reports hardware {hw_name!r}")
+
+
+def base_address(image: Image) -> int:
+    """Where an image lives in flash (SWD): firmware at 0x08000000, bootloader at 0x080E0000."""
+    return FLASH_BASE if image.kind == ImageKind.FIRMWARE else BOOTLOADER_BASE
+
+
+def write_merged_hex(path: Path, *images: Image) -> Path:
+    """One .hex holding each image at its flash address (e.g. bootloader + firmware for SWD bring-up)."""
+    merged = IntelHex()
+    for image in images:
+        merged.frombytes(image.data, offset=base_address(image))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    merged.write_hex_file(str(path))
+    return path

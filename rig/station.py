@@ -115,6 +115,14 @@ class StationRig:
             raise
         return esc
 
+    def nodes(self, esc: Esc) -> list[tuple[int | None, Esc]]:
+        """The local node (None) and a client for each CAN peer the rack lists behind this port."""
+        peers: tuple[int, ...] = ()
+        if len(self.spec.can_ids) > 1:
+            local = esc.values().controller_id
+            peers = tuple(node for node in self.spec.can_ids if node != local)
+        return [(None, esc), *((node, esc.can(node)) for node in peers)]
+
     def answers(self) -> bool:
         """One short FW_VERSION on a fresh connection: does the board answer right now?"""
         if self.locator.current() is None:
