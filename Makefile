@@ -20,7 +20,7 @@ setup: $(STAMP)
 
 # Every test: unit, scenarios on the simulated rack, selfcheck; benchmarks run once each, untimed.
 test: setup
-	$(BIN)/pytest -q -n 2 --benchmark-disable $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n 2 --dist loadgroup --benchmark-disable $(PYTEST_ARGS)
 
 # The scenario suite on the embedded simulated rack, with reports under $(REPORTS)/.
 run: setup

@@ -205,7 +205,8 @@ def config_backup(station: StationRig, rig_session: RigSession) -> Iterator[Conf
     with station.connect() as esc:
         backups = {node: read_backup(client) for node, client in station.nodes(esc)}
     folder = rig_session.work / "backups"
-    paths = {node: backup.save(folder / f"{station.name}-{backup.uid}.json") for node, backup in backups.items()}
+    stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+    paths = {node: b.save(folder / f"{station.name}-{b.uid}-{stamp}.json") for node, b in backups.items()}
     log.info("%s: configs backed up to %s", station.name, ", ".join(map(str, paths.values())))
     yield backups[None]
     with station.connect() as esc:

@@ -122,7 +122,8 @@ def _build(
         raise SimError(f"an image must be at least {head + 64} bytes, not {size}")
     rng = random.Random(f"{kind.name}/{hw}/{version}/{size}")
     image = bytearray(b"\xff" * size)
-    image[:DESCRIPTOR_OFFSET] = struct.pack("<II", _INITIAL_SP, (base + head) | 1) + rng.randbytes(DESCRIPTOR_OFFSET - 8)
+    vectors = struct.pack("<II", _INITIAL_SP, (base + head) | 1)  # the reset vector is a Thumb address: odd
+    image[:DESCRIPTOR_OFFSET] = vectors + rng.randbytes(DESCRIPTOR_OFFSET - 8)
     left = code_size
     for start, stop in ((head, EEPROM_WINDOW.start), (EEPROM_WINDOW.stop, size)):
         stop = min(stop, size)

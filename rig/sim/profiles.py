@@ -218,6 +218,7 @@ def profile_for(version: str | FirmwareVersion) -> FirmwareProfile:
     below = [p for p in PROFILES.values() if p.version.major == wanted.major and p.version <= wanted]
     if not below:
         raise SimError(
-            f"no simulated firmware profile {wanted} or below it in series {wanted.major}; profiles: {', '.join(PROFILES)}"
+            f"no simulated firmware profile {wanted} or below it in series {wanted.major}; "
+            f"profiles: {', '.join(PROFILES)}"
         )
     return max(below, key=lambda p: p.version)
