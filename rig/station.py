@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from rig.errors import Diagnosis, LinkError, PowerError, RigError, RigTimeout, SwdError, UpdateError
 from rig.esc import Esc, Timeouts
+from rig.events import attach, step
 from rig.image import Image
 from rig.link import Trace
 from rig.power import PowerChannel, PowerCycleResult, PowerSupply, SupplyOutput, open_relay_board, open_supply
@@ -65,6 +66,14 @@ class UpdateResult:
         return self.upload.times
 
 
+def describe_version(info: FwVersionReply) -> str:
+    """FW_VERSION as readable lines (for reports)."""
+    fields = {k: v for k, v in vars(info).items() if v is not None}
+    if isinstance(fields.get("uid"), bytes):
+        fields["uid"] = fields["uid"].hex(" ")
+    return "\n".join(f"{k}: {v}" for k, v in fields.items())
+
+
 class StationRig:
     """Host-side handle of one station."""
 
@@ -109,7 +118,9 @@ class StationRig:
         )
         esc = Esc.open(self.locator.url, trace=self.trace, timeouts=self.timeouts)
         try:
-            esc.fw_version()
+            with step("connect", station=self.name, port=self.locator.current()):
+                info = esc.fw_version()
+            attach(f"FW_VERSION of {self.name}", describe_version(info))
         except RigError:
             esc.close()
             raise
@@ -162,16 +173,17 @@ class StationRig:
 
     def power_cycle(self) -> PowerCycleResult:
         """Off, port gone, settle, on, port back, firmware answers: each phase timed and bounded (F9)."""
-        return run_power_cycle(
-            self.power_channel(),
-            locator=self.locator,
-            answers=self.answers,
-            supply=self.supply(),
-            settle_s=self.bounds.settle_s,
-            gone_timeout_s=self.bounds.gone_s,
-            back_timeout_s=self.bounds.back_s,
-            answer_timeout_s=self.bounds.answer_s,
-        )
+        with step("power cycle", station=self.name, channel=str(self.spec.relay or self.spec.supply)):
+            return run_power_cycle(
+                self.power_channel(),
+                locator=self.locator,
+                answers=self.answers,
+                supply=self.supply(),
+                settle_s=self.bounds.settle_s,
+                gone_timeout_s=self.bounds.gone_s,
+                back_timeout_s=self.bounds.back_s,
+                answer_timeout_s=self.bounds.answer_s,
+            )
 
     # --- firmware over USB -------------------------------------------------------------------------
 
@@ -187,7 +199,8 @@ class StationRig:
         """Update the firmware as VESC Tool does, then prove the board runs the image's version (F1, F2)."""
         esc = self.connect()
         try:
-            before = guard(esc, image, allow_wrong_hw=allow_wrong_hw)
+            with step("check the image fits the board", image=image.describe()):
+                before = guard(esc, image, allow_wrong_hw=allow_wrong_hw)
             node_ids = guard_can_nodes(esc, allow_wrong_hw=allow_wrong_hw) if all_can else ()
             identity = self.locator.identity()
             upload = upload_firmware(esc, image, all_can=all_can, window=window, progress=progress)
@@ -198,23 +211,24 @@ class StationRig:
         if progress:
             progress("boot", 0, 1)
         try:
-            back = wait_reappearance(
-                self.locator,
-                self.answers,
-                before=identity,
-                gone_timeout_s=self.bounds.gone_s,
-                back_timeout_s=self.bounds.back_s,
-                answer_timeout_s=self.bounds.answer_s,
-                back_diagnosis=Diagnosis.UNRESPONSIVE_AFTER_UPDATE,
-                answer_diagnosis=Diagnosis.UNRESPONSIVE_AFTER_UPDATE,
-            )
+            with step("wait for the board to come back", bound_s=self.bounds.back_s):
+                back = wait_reappearance(
+                    self.locator,
+                    self.answers,
+                    before=identity,
+                    gone_timeout_s=self.bounds.gone_s,
+                    back_timeout_s=self.bounds.back_s,
+                    answer_timeout_s=self.bounds.answer_s,
+                    back_diagnosis=Diagnosis.UNRESPONSIVE_AFTER_UPDATE,
+                    answer_diagnosis=Diagnosis.UNRESPONSIVE_AFTER_UPDATE,
+                )
         except RigTimeout as exc:
             raise UpdateError(
                 f"station {self.name} after the update: {exc}", diagnosis=Diagnosis.UNRESPONSIVE_AFTER_UPDATE
             ) from exc
         upload.times.boot_s = back.gone_s + back.back_s
         upload.times.ready_s = back.answer_s
-        with self.connect() as esc:
+        with self.connect() as esc, step("check the new version", expected=str(image.version)):
             after = esc.info
             assert after is not None
             check_update_took(before, after, image)

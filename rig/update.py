@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from rig.errors import CommandFailed, Diagnosis, RigTimeout, UpdateError
 from rig.esc import Esc
+from rig.events import step
 from rig.image import BOOTLOADER_OFFSET, Image, ImageKind, check_hardware, upload_form
 from rig.protocol import codecs as c
 from rig.protocol.commands import Cmd
@@ -168,10 +169,12 @@ def upload_firmware(
     start = time.monotonic()
     if progress:
         progress("erase", 0, form.erase_size)
-    esc.erase_new_app(form.erase_size, all_can=all_can)
+    with step("erase new-app buffer", size=form.erase_size, all_can=all_can):
+        esc.erase_new_app(form.erase_size, all_can=all_can)
     result.times.erase_s = time.monotonic() - start
     start = time.monotonic()
-    result.stats = write_chunks(esc, form.payload, window=window, all_can=all_can, progress=progress)
+    with step("write image", bytes=len(form.payload), compressed=form.compressed, window=window):
+        result.stats = write_chunks(esc, form.payload, window=window, all_can=all_can, progress=progress)
     result.times.write_s = time.monotonic() - start
     return result
 
@@ -185,7 +188,8 @@ def upload_bootloader(
     result = UploadResult(image)
     start = time.monotonic()
     if esc.table.has(Cmd.ERASE_BOOTLOADER):
-        esc.erase_bootloader(all_can=all_can)
+        with step("erase bootloader sector"):
+            esc.erase_bootloader(all_can=all_can)
     else:
         log.warning(
             "%s: firmware %s has no ERASE_BOOTLOADER; the write only works on a blank bootloader sector",
@@ -194,15 +198,16 @@ def upload_bootloader(
         )
     result.times.erase_s = time.monotonic() - start
     start = time.monotonic()
-    result.stats = write_chunks(
-        esc,
-        image.data,
-        base_offset=BOOTLOADER_OFFSET,
-        window=window,
-        all_can=all_can,
-        progress=progress,
-        phase="bootloader",
-    )
+    with step("write bootloader", bytes=len(image.data)):
+        result.stats = write_chunks(
+            esc,
+            image.data,
+            base_offset=BOOTLOADER_OFFSET,
+            window=window,
+            all_can=all_can,
+            progress=progress,
+            phase="bootloader",
+        )
     result.times.write_s = time.monotonic() - start
     return result
 
@@ -210,7 +215,8 @@ def upload_bootloader(
 def jump(esc: Esc, *, all_can: bool = False) -> None:
     """JUMP_TO_BOOTLOADER and let go of the link (the board disconnects)."""
     try:
-        esc.jump_to_bootloader(all_can=all_can)
+        with step("jump to bootloader", all_can=all_can):
+            esc.jump_to_bootloader(all_can=all_can)
     finally:
         esc.close()
 

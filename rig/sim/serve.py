@@ -383,6 +383,8 @@ class TcpBridge:
 class SimBoard(Protocol):
     """A simulated relay board (rig.sim.relay_boards): channels wired to power inputs."""
 
+    responding: bool  # False: commands are ignored and nothing answers, as a dead board
+
     def wire(self, channel: int, power_input: PowerInput) -> None: ...
     def close(self) -> None: ...
 
@@ -391,6 +393,7 @@ class SimSupply(Protocol):
     """A simulated bench supply (rig.sim.supply.SimRd6006)."""
 
     address: str
+    responding: bool
 
     def wire(self, power_input: PowerInput) -> None: ...
     def branch(self, power_input: PowerInput) -> PowerInput: ...
@@ -605,7 +608,8 @@ class SimRack:
     def _serve_probe(self, name: str, device: Any) -> str:
         from rig.sim.swd_probe import SimSwdProbe, SimSwdServer
 
-        server = SimSwdServer(SimSwdProbe(device.flash, unique_id=f"sim-swd-{name}"))
+        probe = SimSwdProbe(device.flash, unique_id=f"sim-swd-{name}", powered=lambda: bool(device.powered))
+        server = SimSwdServer(probe)
         self._probes[name] = server
         return server.start()
 
@@ -663,6 +667,21 @@ class SimRack:
         """Set or clear a fault (rig.sim.faults catalogue) on a station's node."""
         self.device(name, can_id).faults.set(fault, on, **params)
 
+    def swd_fault(self, name: str, fault: str, on: bool = True, **params: int) -> None:
+        """Set or clear a fault of station `name`'s SWD probe (rig.sim.swd_probe.SWD_FAULTS; stuck_bits takes
+        address and mask)."""
+        if name not in self._probes:
+            raise SimServeError(f"station {name} has no SWD probe (swd in [[station]]); have {list(self._probes)}")
+        self._probes[name].probe.set_fault(fault, on, **params)
+
+    def responding(self, name: str, on: bool) -> None:
+        """Make relay board or supply `name` answer (True) or ignore every command, as a dead one (False)."""
+        thing = self._boards.get(name) or self._supplies.get(name)
+        if thing is None:
+            known = [*self._boards, *self._supplies]
+            raise SimServeError(f"simulated rack {self.rack.name}: no relay board or supply {name!r}; have {known}")
+        thing.responding = on
+
     def drop_tcp(self, name: str) -> None:
         """Drop the TCP bridge's client of station `name`."""
         bridge = self._served(name).bridge
@@ -700,7 +719,8 @@ def _state(served: _Served) -> dict[str, Any]:
 
 
 class ControlServer:
-    """JSON lines on a Unix socket: {"op": "state" | "power" | "fault" | "drop_tcp" | "ping", ...}.
+    """JSON lines on a Unix socket: {"op": "state" | "power" | "fault" | "swd_fault" | "responding" | "drop_tcp"
+    | "ping", ...}.
 
     Replies are one JSON line each: {"ok": true, ...} or {"ok": false, "error": "..."}.
     """
@@ -733,10 +753,16 @@ class ControlServer:
                 device, request["name"], bool(request.get("on", True)), can_id=can_id, **request.get("params", {})
             )
             return {}
+        if op == "swd_fault":
+            rack.swd_fault(device, request["name"], bool(request.get("on", True)), **request.get("params", {}))
+            return {}
+        if op == "responding":
+            rack.responding(request["name"], bool(request["on"]))
+            return {}
         if op == "drop_tcp":
             rack.drop_tcp(device)
             return {}
-        raise SimServeError(f"unknown control op {op!r} (ping, state, power, fault, drop_tcp)")
+        raise SimServeError(f"unknown control op {op!r} (ping, state, power, fault, swd_fault, responding, drop_tcp)")
 
     def close(self) -> None:
         self._server.shutdown()
@@ -801,6 +827,13 @@ class SimControl:
 
     def fault(self, device: str, name: str, on: bool = True, *, can_id: int | None = None, **params: Any) -> None:
         self.request("fault", device=device, name=name, on=on, can_id=can_id, params=params)
+
+    def swd_fault(self, device: str, name: str, on: bool = True, **params: int) -> None:
+        self.request("swd_fault", device=device, name=name, on=on, params=params)
+
+    def responding(self, name: str, on: bool) -> None:
+        """A relay board's or supply's `responding` flag."""
+        self.request("responding", name=name, on=on)
 
     def drop_tcp(self, device: str) -> None:
         self.request("drop_tcp", device=device)

@@ -10,10 +10,11 @@ connect, AP and ROM-table discovery, Cortex-M4 halt/reset/register access, and i
 `pyocd flash -u remote:127.0.0.1:PORT -t stm32f405rg ...` and rig.swd reach it like a probe on a network
 host. Like a USB probe, it is used by one client at a time.
 
-Faults (attributes of SimSwdProbe): `not_answering` (no SWD ACK: the target is unpowered or miswired),
-`busy` (the probe is held by another program), `swd_disabled_by_firmware` (the running firmware took the
-SWD pins: only a connect under reset gets through), and `target.stuck_bits` (cells that stay 1, so verify
-mismatches). Read-out protection is the flash's own state, `flash.locked`.
+Faults (attributes of SimSwdProbe, or by name through `set_fault`): `not_answering` (no SWD ACK: the target
+is unpowered or miswired), `busy` (the probe is held by another program), `swd_disabled_by_firmware` (the
+running firmware took the SWD pins: only a connect under reset gets through), and `stuck_bits` (cells that
+stay 1, so verify mismatches; `target.stuck_bits`). Read-out protection is the flash's own state,
+`flash.locked`. With `powered` given, an unpowered board does not answer either, whatever the faults say.
 
 Wire time: every DP/AP transfer spends 46 SWD clock cycles (8 request, 1 turnaround, 3 ACK, 32 data,
 1 parity, 1 turnaround) at the frequency pyocd sets, through the flash's DeviceClock.
@@ -34,6 +35,7 @@ from pyocd.probe.tcp_probe_server import DebugProbeServer
 from rig.errors import RigTimeout
 from rig.sim.debug_target import ROM_TABLE, SimTarget
 from rig.sim.flash import Flash
+from rig.sim.profiles import SimError
 
 _DPIDR = 0x2BA0_1477  # Arm SW-DP v1 of the Cortex-M4 (STM32F4 reference manual, DBG chapter)
 _AHB_AP_IDR = 0x2477_0011  # AHB-AP of the Cortex-M4
@@ -44,6 +46,7 @@ _CSW_SIZE = {0: 1, 1: 2, 2: 4}
 _CSW_ADDRINC_SINGLE = 1 << 4
 _SWD_CYCLES_PER_TRANSFER = 46
 _START_BOUND_S = 2.0
+SWD_FAULTS = ("not_answering", "busy", "swd_disabled_by_firmware", "stuck_bits")
 
 DP_ABORT_OR_IDR, DP_CTRL_STAT, DP_SELECT, DP_RDBUFF = 0x0, 0x4, 0x8, 0xC
 AP_CSW, AP_TAR, AP_DRW, AP_CFG, AP_BASE, AP_IDR = 0x00, 0x04, 0x0C, 0xF4, 0xF8, 0xFC
@@ -52,9 +55,12 @@ AP_CSW, AP_TAR, AP_DRW, AP_CFG, AP_BASE, AP_IDR = 0x00, 0x04, 0x0C, 0xF4, 0xF8, 
 class SimSwdProbe(DebugProbe):
     """A debug probe whose cable ends at a simulated STM32F405."""
 
-    def __init__(self, flash: Flash, unique_id: str = "vesc-sim-swd") -> None:
+    def __init__(
+        self, flash: Flash, unique_id: str = "vesc-sim-swd", powered: Callable[[], bool] | None = None
+    ) -> None:
         super().__init__()
         self.target = SimTarget(flash)
+        self.powered = powered  # the board's power: an unpowered target gives no ACK
         self.not_answering = False
         self.busy = False
         self.swd_disabled_by_firmware = False
@@ -71,6 +77,18 @@ class SimSwdProbe(DebugProbe):
         self._rdbuff = 0
         self._csw = _CSW_DEVICEEN | 0x2  # 32-bit, no increment
         self._tar = 0
+
+    def set_fault(self, name: str, on: bool = True, *, address: int = 0, mask: int = 0) -> None:
+        """Set or clear a fault by name (SWD_FAULTS). `stuck_bits` takes the cell `address` and the `mask` of
+        bits that stay 1; clearing it frees every stuck cell."""
+        if name not in SWD_FAULTS:
+            raise SimError(f"unknown SWD probe fault {name!r}; known: {', '.join(SWD_FAULTS)}")
+        if name != "stuck_bits":
+            setattr(self, name, on)
+        elif on:
+            self.target.stuck_bits[address] = mask
+        else:
+            self.target.stuck_bits.clear()
 
     # -- identity ---------------------------------------------------------------------------------
 
@@ -193,6 +211,8 @@ class SimSwdProbe(DebugProbe):
             raise exceptions.ProbeError(f"probe {self._uid} is not connected")
         if self.not_answering:
             raise exceptions.TransferError("no ACK from the target (SWD)")
+        if self.powered is not None and not self.powered():
+            raise exceptions.TransferError("no ACK from the target (SWD): the board is not powered")
         if self.swd_disabled_by_firmware and self.target.running_firmware:
             raise exceptions.TransferError("no ACK from the target: its firmware uses the SWD pins")
         self.target.flash.clock.spend(count * _SWD_CYCLES_PER_TRANSFER / self._frequency_hz)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_sim_device import CHUNK, Host, make, update
+from simhost import CHUNK, Host, make, update
 
 from rig.image import update_header, update_payload
 from rig.protocol import codecs as c

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_sim_device import UID, Host, update
+from simhost import UID, Host, update
 
 from rig.protocol import codecs as c
 from rig.sim.can import CanBus, dual_board

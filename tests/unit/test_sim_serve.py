@@ -17,11 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from rig.errors import LinkLost
+from rig.errors import LinkLost, PowerError
 from rig.esc import Esc
 from rig.power.base import open_relay_board
 from rig.rack import load_rack, parse_rack
+from rig.sim.flash import BOOTLOADER_BASE, FLASH_BASE
+from rig.sim.image import make_bootloader_image
 from rig.sim.serve import SimControl, SimRack, SimServeError, usb_port_name
+from rig.station import Bounds, StationRig
+from rig.swd import ConnectMode, SwdConfig, SwdConnectFailed, SwdProbeBusy, SwdSession, SwdVerifyMismatch
 
 RACKS = Path(__file__).resolve().parents[2] / "fixtures" / "racks"
 RIG = [sys.executable, "-c", "import sys; from rig.cli import main; sys.exit(main())"]  # the `rig` entry point
@@ -321,3 +325,101 @@ def test_rig_sim_serve_sigterm_removes_its_fresh_run_directory(tmp_path: Path) -
             proc.kill()
             proc.wait(5)
     assert not run_dir.exists()
+
+
+# --- SWD probe faults, board power and dead power gear through the control socket -----------------
+
+POWERED = """
+name = "p"
+simulated = true
+[[relay]]
+name = "lcus"
+kind = "lcus"
+channels = 1
+[[supply]]
+name = "psu"
+kind = "rd6006"
+unit = 1
+[[station]]
+name = "esc"
+relay = "lcus:1"
+supply = "psu"
+swd = { target = "stm32f405rg" }
+[station.sim]
+hw = "60"
+fw = "6.02"
+"""
+
+
+@pytest.fixture
+def powered(tmp_path: Path) -> Iterator[SimRack]:
+    rack_file = tmp_path / "powered.toml"
+    rack_file.write_text(POWERED)
+    with SimRack(load_rack(rack_file), tmp_path / "run") as sim:
+        yield sim
+
+
+def swd_config(sim: SimRack, **options: object) -> SwdConfig:
+    swd = sim.resolved.station("esc").swd
+    assert swd is not None and swd.probe is not None
+    fast = {"connect_attempts": 1, "attempt_bound_s": 5.0, "retry_delay_s": 0.0, "frequency_hz": 20_000_000}
+    return SwdConfig(swd.probe, **{**fast, **options})  # type: ignore[arg-type]
+
+
+def test_control_socket_sets_swd_probe_faults(powered: SimRack, tmp_path: Path) -> None:
+    control = SimControl(powered.resolved.control or "")
+    with SwdSession(swd_config(powered)) as swd:  # no fault: the probe reaches the target
+        assert swd.read(FLASH_BASE, 8) == powered.device("esc").flash.read(FLASH_BASE, 8)
+    for fault, error in (("not_answering", SwdConnectFailed), ("busy", SwdProbeBusy)):
+        control.swd_fault("esc", fault)
+        with pytest.raises(error):
+            SwdSession(swd_config(powered)).open()
+        control.swd_fault("esc", fault, False)
+    control.swd_fault("esc", "swd_disabled_by_firmware")
+    with pytest.raises(SwdConnectFailed):
+        SwdSession(swd_config(powered)).open()
+    with SwdSession(swd_config(powered, connect_mode=ConnectMode.UNDER_RESET)) as swd:
+        swd.read(FLASH_BASE, 4)
+    control.swd_fault("esc", "swd_disabled_by_firmware", False)
+    loader = make_bootloader_image()
+    offset = next(i for i, byte in enumerate(loader) if byte != 0xFF)
+    control.swd_fault("esc", "stuck_bits", address=BOOTLOADER_BASE + offset, mask=~loader[offset] & 0xFF)
+    (tmp_path / "bl.bin").write_bytes(loader)
+    with SwdSession(swd_config(powered)) as swd, pytest.raises(SwdVerifyMismatch) as err:
+        swd.program(tmp_path / "bl.bin", BOOTLOADER_BASE)
+    assert err.value.address == BOOTLOADER_BASE + offset
+    with pytest.raises(SimServeError, match="unknown SWD probe fault"):
+        control.swd_fault("esc", "melted")
+
+
+def test_swd_probe_follows_the_board_power(powered: SimRack) -> None:
+    powered.power("esc", False)
+    with pytest.raises(SwdConnectFailed, match="not powered"):
+        SwdSession(swd_config(powered)).open()
+    powered.power("esc", True)
+    with SwdSession(swd_config(powered)) as swd:
+        swd.read(FLASH_BASE, 4)
+
+
+def test_control_socket_silences_relay_board_and_supply(powered: SimRack) -> None:
+    resolved = powered.resolved
+    control = SimControl(resolved.control or "")
+    rig = StationRig(resolved, resolved.station("esc"), bounds=Bounds(gone_s=0.5, settle_s=0.05))
+    try:
+        wait_for(port_of(powered).exists, 2.0, "port")
+        control.responding("lcus", False)
+        with pytest.raises(PowerError, match="still there"):  # the dead relay switches nothing
+            rig.power_cycle()
+        assert powered.device("esc").powered
+        control.responding("lcus", True)
+        control.responding("psu", False)
+        supply = rig.supply()
+        assert supply is not None
+        with pytest.raises(PowerError, match="no answer within"):
+            supply.read_current()
+        control.responding("psu", True)
+        assert supply.read_current() > 0
+        with pytest.raises(SimServeError, match="no relay board or supply"):
+            control.responding("nope", False)
+    finally:
+        rig.close()

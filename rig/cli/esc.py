@@ -1,0 +1,467 @@
+"""One ESC from the command line: `rig info`, `rig update`, `rig bootloader`, `rig config dump|restore|diff`.
+
+URL is what pyserial opens: a device path (best a /dev/serial/by-id name, which follows the board's
+USB serial number), the simulator's port symlink, or socket://HOST:PORT / rfc2217://HOST:PORT. An
+update needs to see the board go away and come back: with a device path the port's USB serial
+number is looked up so the port is found again after re-enumeration (or give it with --usb-serial).
+
+Exit codes: 0 done, 1 rig error (message and diagnosis on stderr), 2 usage, and for `config diff`
+3 when the configs differ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from serial.tools import list_ports
+
+from rig.config import KINDS, ConfigBackup, read_backup, restore
+from rig.errors import ConfigError, Diagnosis, LinkError, ProtocolError
+from rig.esc import Timeouts
+from rig.image import Image, ImageKind, check_hardware, load_bootloader, load_firmware, load_from_folder
+from rig.protocol.codecs import ConfigBlob, FwVersionReply
+from rig.protocol.commands import FirmwareVersion
+from rig.rack import Rack, Station
+from rig.station import Bounds, StationRig
+from rig.update import PhaseTimes, UploadResult
+
+EXIT_DIFFERENT = 3  # `config diff`: both sides read fine, and they differ
+DIFF_OFFSETS_SHOWN = 8
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `info`, `update`, `bootloader` and the `config` group."""
+    info = subparsers.add_parser("info", help="firmware, hardware, UID and telemetry of one ESC")
+    _target(info)
+    info.set_defaults(func=run_info)
+
+    update = subparsers.add_parser(
+        "update",
+        help="update an ESC's firmware over USB, as VESC Tool does",
+        description="Refuse an image for other hardware before anything is erased, erase the new-app buffer, "
+        "write the image, jump to the bootloader, wait for the board to come back and prove it runs the image.",
+    )
+    _target(update)
+    update.add_argument("image", type=Path, help="firmware .bin/.hex, or a desktop-tool folder (<hw>/VESC_default.bin)")
+    update.add_argument("--version", type=firmware_version, help="the image's firmware version (checked after)")
+    update.add_argument("--hw", help="the hardware a plain .bin is built for (a folder names it already)")
+    update.add_argument("--allow-wrong-hw", action="store_true", help="upload even to other hardware (dangerous)")
+    update.add_argument("--window", type=_positive, default=1, help="chunks in flight (default %(default)s)")
+    update.add_argument("--all-can", action="store_true", help="update every CAN node too (same hardware only)")
+    update.set_defaults(func=run_update)
+
+    boot = subparsers.add_parser("bootloader", help="write a bootloader over USB (the firmware keeps running)")
+    _target(boot)
+    boot.add_argument("image", type=Path, help="bootloader .bin/.hex, or a folder (<hw>/*.bin or generic.bin)")
+    boot.add_argument("--allow-wrong-hw", action="store_true", help="write a bootloader made for other hardware")
+    boot.add_argument("--window", type=_positive, default=1, help="chunks in flight (default %(default)s)")
+    boot.add_argument("--all-can", action="store_true", help="write it to every CAN node too")
+    boot.set_defaults(func=run_bootloader)
+
+    config = subparsers.add_parser("config", help="config backups: dump, restore, diff")
+    sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    dump = sub.add_parser("dump", help="save mcconf and appconf with the firmware they belong to")
+    _target(dump)
+    dump.add_argument("-o", "--output", type=Path, required=True, help="backup file to write (JSON)")
+    dump.set_defaults(func=run_dump)
+    rest = sub.add_parser(
+        "restore",
+        help="write a backup to an ESC and verify it by reading back",
+        description="Refuses a config of another layout (signature, or version before 3.50) or another "
+        "hardware unless --force.",
+    )
+    _target(rest)
+    rest.add_argument("file", type=Path, help="backup file written by `rig config dump`")
+    rest.add_argument("--force", action="store_true", help="write without layout and hardware checks")
+    rest.set_defaults(func=run_restore)
+    diff = sub.add_parser(
+        "diff",
+        help="compare two backups, or a backup with an ESC",
+        description=f"Exit 0 when both configs are the same, {EXIT_DIFFERENT} when they differ.",
+    )
+    diff.add_argument("a", type=Path, help="backup file")
+    diff.add_argument("b", help="backup file, or the URL of an ESC to read now")
+    _connection_options(diff)
+    diff.set_defaults(func=run_diff)
+
+
+def _target(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("url", help="device path, by-id name, or socket://HOST:PORT")
+    _connection_options(parser)
+
+
+def _connection_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--usb-serial", help="USB serial number that finds the port again after re-enumeration")
+    parser.add_argument("--timeout", type=float, default=1.0, help="reply timeout in seconds (default %(default)s)")
+    parser.add_argument(
+        "--connect-timeout", type=float, default=5.0, help="wait this long for the port (default %(default)s s)"
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
+
+
+def firmware_version(text: str) -> FirmwareVersion:
+    """argparse type for MAJOR.MINOR."""
+    try:
+        return FirmwareVersion.parse(text)
+    except ProtocolError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+# --- the target ------------------------------------------------------------------------------------
+
+
+def usb_serial_of(path: str) -> str | None:
+    """The USB serial number of the port a device path (or symlink to it) names, if pyserial lists it."""
+    real = os.path.realpath(path)
+    for port in list_ports.comports():
+        if os.path.realpath(port.device) == real:
+            return port.serial_number
+    return None
+
+
+def station_rig(args: argparse.Namespace) -> StationRig:
+    """A one-station rack around the URL, so the update can watch the port go and come back (F9)."""
+    url: str = args.url
+    network = "://" in url
+    usb_serial = args.usb_serial or (None if network else usb_serial_of(url))
+    station = Station(name=url, port=None if network else url, url=url if network else None, usb_serial=usb_serial)
+    rig = StationRig(
+        Rack(name="command line", stations=(station,)),
+        station,
+        bounds=replace(Bounds(), connect_s=args.connect_timeout),
+        timeouts=replace(Timeouts(), reply=args.timeout),
+    )
+    if rig.locator.observable and rig.locator.current() is None:
+        by_serial = f" and no USB port has serial number {usb_serial}" if usb_serial else ""
+        raise LinkError(f"no port at {url}{by_serial}; `rig devices` lists the VESC ports")
+    return rig
+
+
+def read_board(rig: StationRig) -> FwVersionReply:
+    with rig.connect() as esc:
+        assert esc.info is not None
+        return esc.info
+
+
+# --- output ----------------------------------------------------------------------------------------
+
+
+def plain(value: Any) -> Any:
+    """A JSON-ready form: dataclasses as dicts, bytes as hex, versions as text."""
+    if isinstance(value, FirmwareVersion):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def emit_json(document: Any) -> None:
+    print(json.dumps(plain(document), indent=1))
+
+
+def fw_fields(info: FwVersionReply) -> dict[str, Any]:
+    """Every FW_VERSION field the board sent, plus the version as text."""
+    sent = {k: v for k, v in plain(info).items() if v is not None}
+    return {"version": str(info.version), **sent}
+
+
+def _kv_table(title: str, rows: dict[str, Any]) -> Table:
+    table = Table(title=title, show_header=False)
+    table.add_column(style="bold", overflow="fold")
+    table.add_column(overflow="fold")
+    for key, value in rows.items():
+        table.add_row(key, str(value))
+    return table
+
+
+def image_json(image: Image) -> dict[str, Any]:
+    return {
+        "kind": image.kind.value,
+        "source": image.source,
+        "size": len(image.data),
+        "sha256": image.sha256,
+        "hw_names": list(image.hw_names),
+        "version": str(image.version) if image.version else None,
+    }
+
+
+def times_json(times: PhaseTimes) -> dict[str, float]:
+    return {**{k: round(v, 4) for k, v in asdict(times).items()}, "total_s": round(times.total_s, 4)}
+
+
+class PhaseBar:
+    """The Progress callback of rig.update as a rich progress bar on stderr, one bar per phase."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description:<10}"),
+            BarColumn(),
+            DownloadColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            disable=not enabled,
+        )
+        self.tasks: dict[str, TaskID] = {}
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        if phase not in self.tasks:
+            self.finish()
+            self.tasks[phase] = self.progress.add_task(phase, total=total)
+        self.progress.update(self.tasks[phase], completed=done, total=total)
+
+    def finish(self) -> None:
+        """Mark every phase so far as complete (rig.update reports a phase's start, not always its end)."""
+        for task in self.tasks.values():
+            self.progress.update(task, completed=self.progress.tasks[task].total)
+
+    def __enter__(self) -> PhaseBar:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            self.finish()
+        self.progress.stop()
+
+
+def _upload_json(upload: UploadResult) -> dict[str, Any]:
+    return {
+        "image": image_json(upload.image),
+        "times": times_json(upload.times),
+        "stats": asdict(upload.stats),
+        "compressed": upload.compressed,
+    }
+
+
+def _print_times(console: Console, what: str, times: PhaseTimes) -> None:
+    console.print(what, highlight=False)
+    table = Table()
+    table.add_column("phase")
+    table.add_column("seconds", justify="right")
+    for key, seconds in times_json(times).items():
+        table.add_row(key.removesuffix("_s"), f"{seconds:.3f}", style="bold" if key == "total_s" else None)
+    console.print(table)
+
+
+# --- info ------------------------------------------------------------------------------------------
+
+
+def run_info(args: argparse.Namespace) -> int:
+    rig = station_rig(args)
+    with rig.connect() as esc:
+        assert esc.info is not None
+        info = fw_fields(esc.info)
+        values = esc.values()
+    telemetry = {f.name: getattr(values, f.name) for f in values.present()}
+    port = rig.locator.current()
+    if args.json:
+        emit_json({"url": args.url, "port": port, "fw_version": info, "values": telemetry})
+        return 0
+    console = Console()
+    console.print(_kv_table(f"{args.url} ({port})", info))
+    console.print(_kv_table("GET_VALUES", telemetry))
+    return 0
+
+
+# --- images and uploads ----------------------------------------------------------------------------
+
+
+def load_image(path: Path, kind: ImageKind, rig: StationRig, args: argparse.Namespace) -> Image:
+    """A file is loaded as it is; a folder is searched for the board's hardware (read from the board)."""
+    version = getattr(args, "version", None)
+    if path.is_dir():
+        return load_from_folder(path, read_board(rig).hw_name or "", kind, version=version)
+    if kind == ImageKind.BOOTLOADER:
+        return load_bootloader(path)
+    hw = (args.hw,) if args.hw else ()
+    return load_firmware(path, hw_names=hw, version=version)
+
+
+def run_update(args: argparse.Namespace) -> int:
+    rig = station_rig(args)
+    image = load_image(args.image, ImageKind.FIRMWARE, rig, args)
+    with PhaseBar(not args.json) as bar:
+        result = rig.update(
+            image, allow_wrong_hw=args.allow_wrong_hw, window=args.window, progress=bar, all_can=args.all_can
+        )
+    if args.json:
+        emit_json(
+            {
+                "url": args.url,
+                **_upload_json(result.upload),
+                "before": fw_fields(result.before),
+                "after": fw_fields(result.after),
+                "proof": result.proof,
+                "nodes": {node: str(info.version) for node, info in result.nodes.items()},
+            }
+        )
+        return 0
+    console = Console()
+    console.print(
+        f"{args.url}: firmware {result.before.version} -> [bold green]{result.after.version}[/] ({result.proof})"
+    )
+    _print_times(console, image.describe(), result.times)
+    return 0
+
+
+def run_bootloader(args: argparse.Namespace) -> int:
+    rig = station_rig(args)
+    image = load_image(args.image, ImageKind.BOOTLOADER, rig, args)
+    if image.hw_names:
+        check_hardware(image, read_board(rig).hw_name or "", allow_wrong_hw=args.allow_wrong_hw)
+    with PhaseBar(not args.json) as bar:
+        result = rig.upload_bootloader(image, window=args.window, progress=bar, all_can=args.all_can)
+    if args.json:
+        emit_json({"url": args.url, **_upload_json(result)})
+        return 0
+    console = Console()
+    console.print(f"{args.url}: bootloader written ({result.stats.bytes_sent} bytes sent)")
+    _print_times(console, image.describe(), result.times)
+    return 0
+
+
+# --- configs ---------------------------------------------------------------------------------------
+
+
+def _backup_json(backup: ConfigBackup) -> dict[str, Any]:
+    return {
+        "version": str(backup.version),
+        "hw_name": backup.hw_name,
+        "uid": backup.uid,
+        "configs": {k.value: {"signature": b.signature, "size": len(b.data)} for k, b in backup.blobs.items()},
+    }
+
+
+def run_dump(args: argparse.Namespace) -> int:
+    rig = station_rig(args)
+    with rig.connect() as esc:
+        backup = read_backup(esc)
+    try:
+        backup.save(args.output)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {args.output}: {exc}", diagnosis=Diagnosis.CONFIG_MIXED) from exc
+    if args.json:
+        emit_json({"url": args.url, "file": str(args.output), **_backup_json(backup)})
+    else:
+        print(f"{args.output}: mcconf and appconf of {backup.hw_name} firmware {backup.version} (UID {backup.uid})")
+    return 0
+
+
+def run_restore(args: argparse.Namespace) -> int:
+    backup = ConfigBackup.load(args.file)
+    rig = station_rig(args)
+    with rig.connect() as esc:
+        assert esc.info is not None
+        board_hw, board_uid = esc.info.hw_name or "", (esc.info.uid or b"").hex()
+        if board_hw != backup.hw_name and not args.force:
+            raise ConfigError(
+                f"{args.file} was read from hardware {backup.hw_name!r}, {args.url} is {board_hw!r}: refusing to "
+                "write another hardware's config (--force to write it anyway)",
+                diagnosis=Diagnosis.WRONG_HARDWARE,
+            )
+        restore(esc, backup, force=args.force)
+    same_board = board_uid == backup.uid
+    if args.json:
+        emit_json({"url": args.url, "file": str(args.file), "verified": True, "same_board": same_board})
+    else:
+        note = "" if same_board else f" (read from another board, UID {backup.uid})"
+        print(f"{args.url}: mcconf and appconf from {args.file} written and verified{note}")
+    return 0
+
+
+@dataclass(frozen=True)
+class BlobDiff:
+    """How one config differs between two backups."""
+
+    kind: str
+    signature_a: int | None
+    signature_b: int | None
+    size_a: int
+    size_b: int
+    differing_bytes: int
+    first_offsets: tuple[int, ...]
+
+    @property
+    def same(self) -> bool:
+        return self.signature_a == self.signature_b and self.size_a == self.size_b and not self.differing_bytes
+
+
+def blob_diff(a: ConfigBlob, b: ConfigBlob) -> BlobDiff:
+    """Byte offsets (in the field bytes, after the signature) where two blobs differ."""
+    offsets = [i for i, (x, y) in enumerate(zip(a.data, b.data, strict=False)) if x != y]
+    offsets += range(min(len(a.data), len(b.data)), max(len(a.data), len(b.data)))
+    return BlobDiff(
+        a.kind.value,
+        a.signature,
+        b.signature,
+        len(a.data),
+        len(b.data),
+        len(offsets),
+        tuple(offsets[:DIFF_OFFSETS_SHOWN]),
+    )
+
+
+def run_diff(args: argparse.Namespace) -> int:
+    a = ConfigBackup.load(args.a)
+    if Path(args.b).is_file():
+        b, b_name = ConfigBackup.load(Path(args.b)), args.b
+    else:
+        args.url = args.b
+        with station_rig(args).connect() as esc:
+            b, b_name = read_backup(esc), f"{args.b} (now)"
+    diffs = [blob_diff(a.blobs[kind], b.blobs[kind]) for kind in KINDS]
+    same = all(d.same for d in diffs)
+    meta = {
+        "version": [str(a.version), str(b.version)],
+        "hw_name": [a.hw_name, b.hw_name],
+        "uid": [a.uid, b.uid],
+    }
+    if args.json:
+        configs = {d.kind: {**plain(d), "same": d.same} for d in diffs}
+        emit_json({"a": str(args.a), "b": b_name, "same": same, **meta, "configs": configs})
+    else:
+        _print_diff(str(args.a), b_name, meta, diffs)
+    return 0 if same else EXIT_DIFFERENT
+
+
+def _print_diff(a_name: str, b_name: str, meta: dict[str, list[str]], diffs: list[BlobDiff]) -> None:
+    table = Table(title=f"config: {a_name} vs {b_name}")
+    for column in ("", "A", "B", ""):
+        table.add_column(column, overflow="fold")
+    for key, (x, y) in meta.items():
+        table.add_row(key, x, y, "same" if x == y else "[yellow]differs[/]")
+    for d in diffs:
+        table.add_row(
+            f"{d.kind} signature", str(d.signature_a), str(d.signature_b), _same(d.signature_a, d.signature_b)
+        )
+        table.add_row(f"{d.kind} size", str(d.size_a), str(d.size_b), _same(d.size_a, d.size_b))
+        where = ", ".join(str(o) for o in d.first_offsets) + (" …" if d.differing_bytes > len(d.first_offsets) else "")
+        detail = f"[red]{d.differing_bytes} bytes differ, first at {where}[/]" if d.differing_bytes else "same"
+        table.add_row(f"{d.kind} bytes", "", "", detail)
+    Console().print(table)
+
+
+def _same(x: object, y: object) -> str:
+    return "same" if x == y else "[red]differs[/]"

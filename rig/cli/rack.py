@@ -1,0 +1,211 @@
+"""`rig rack check --rack FILE [--json] [--serve]`: preflight of every station of a rack.
+
+Per station: the port is there (found by path or USB serial number), the firmware answers
+FW_VERSION (and every CAN node the rack lists behind it), the relay board opens and reads the
+channel back where it can, the supply reads its voltage, the SWD probe opens a session. Every check
+is bounded. A table (or one JSON document) shows the result; exit 1 when anything is missing.
+
+A simulated rack file must be served first (`rig sim serve`, then check the resolved rack it writes),
+or served in-process for the check with --serve.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from rig.cli.esc import emit_json
+from rig.errors import RackFileError, RigError
+from rig.esc import Timeouts
+from rig.presence import PortLocator
+from rig.rack import Rack, Station, load_rack
+from rig.station import Bounds, StationRig
+from rig.swd import SwdSession
+
+log = logging.getLogger(__name__)
+
+CHECKS = ("port", "firmware", "relay", "supply", "swd")
+DEFAULT_BOUND_S = 2.0
+
+
+@dataclass(frozen=True)
+class Check:
+    """One item of a station: ok, missing (ok False), or not part of this station (ok None)."""
+
+    ok: bool | None
+    detail: str
+
+
+@dataclass
+class StationCheck:
+    station: str
+    checks: dict[str, Check] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok is not False for c in self.checks.values())
+
+    def failures(self) -> list[str]:
+        return [name for name, c in self.checks.items() if c.ok is False]
+
+
+def _run(check: Callable[[], str]) -> Check:
+    try:
+        return Check(True, check())
+    except (RigError, OSError) as exc:
+        return Check(False, str(exc))
+
+
+def check_station(rack: Rack, spec: Station, bound_s: float) -> StationCheck:
+    """Every check of one station, each bounded by about `bound_s`."""
+    result = StationCheck(spec.name)
+    if spec.link_url is None:
+        result.checks["port"] = Check(False, "no port, url or usb_serial in the rack file")
+        result.checks["firmware"] = Check(False, "no port to ask")
+    else:
+        result.checks["port"] = _port(spec)
+        rig = StationRig(
+            rack,
+            spec,
+            bounds=replace(Bounds(), connect_s=bound_s),
+            timeouts=replace(Timeouts(), reply=min(bound_s, 0.5), ping_can=bound_s),
+        )
+        try:
+            result.checks["firmware"] = _run(lambda: _firmware(rig, bound_s))
+            result.checks["relay"] = _run(lambda: _relay(rig)) if spec.relay else Check(None, "none")
+            result.checks["supply"] = _run(lambda: _supply(rig)) if spec.supply else Check(None, "none")
+        finally:
+            rig.close()
+        result.checks["swd"] = _run(lambda: _swd(rig, bound_s)) if spec.swd else Check(None, "none")
+    for name in CHECKS:
+        result.checks.setdefault(name, Check(None, "none"))
+    return result
+
+
+def _port(spec: Station) -> Check:
+    locator = PortLocator(spec.link_url or "", spec.usb_serial)
+    if not locator.observable:
+        return Check(None, f"{locator.url} (network: proven by the firmware answering)")
+    device = locator.current()
+    if device is None:
+        serial = f" (USB serial {spec.usb_serial})" if spec.usb_serial else ""
+        return Check(False, f"{locator.url} absent{serial}")
+    return Check(True, device)
+
+
+def _firmware(rig: StationRig, bound_s: float) -> str:
+    with rig.connect(bound_s=bound_s) as esc:
+        assert esc.info is not None
+        text = f"{esc.info.version} hw {esc.info.hw_name}"
+        for node, client in rig.nodes(esc)[1:]:
+            text += f", CAN {node}: {client.fw_version().version}"
+    return text
+
+
+def _relay(rig: StationRig) -> str:
+    channel = rig.power_channel()
+    state = channel.state()
+    return f"{rig.spec.relay} " + ("(no read-back)" if state is None else "on" if state else "off")
+
+
+def _supply(rig: StationRig) -> str:
+    supply = rig.supply()
+    assert supply is not None
+    return f"{rig.spec.supply}: {supply.read_voltage():.2f} V, output {'on' if supply.output() else 'off'}"
+
+
+def _swd(rig: StationRig, bound_s: float) -> str:
+    config = rig.swd().config
+    with SwdSession(replace(config, connect_attempts=1, attempt_bound_s=bound_s)):
+        return f"{config.probe_id} ({config.target})"
+
+
+def check_rack(rack: Rack, stations: tuple[Station, ...], bound_s: float) -> list[StationCheck]:
+    return [check_station(rack, spec, bound_s) for spec in stations]
+
+
+# --- the command -----------------------------------------------------------------------------------
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    rack = subparsers.add_parser("rack", help="rack files")
+    sub = rack.add_subparsers(dest="rack_command", required=True, metavar="ACTION")
+    check = sub.add_parser(
+        "check",
+        help="preflight: every station's port, firmware, relay, supply and SWD probe",
+        description="Check that every station of a rack is ready: port present, firmware answering, relay "
+        "board, supply and SWD probe reachable. Exit 1 when anything is missing.",
+    )
+    check.add_argument("--rack", type=Path, required=True, help="rack file (a resolved one for a simulated rack)")
+    check.add_argument("--station", action="append", default=[], help="only these stations or tags (repeatable)")
+    check.add_argument("--serve", action="store_true", help="serve a simulated rack in-process for the check")
+    check.add_argument("--bound", type=float, default=DEFAULT_BOUND_S, help="seconds per check (default %(default)s)")
+    check.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    check.set_defaults(func=run_check)
+
+
+@contextmanager
+def served(rack: Rack, path: Path, serve: bool) -> Iterator[Rack]:
+    """The rack as host code uses it: a hardware or served rack as it is, a simulated one served here."""
+    if rack.served:
+        yield rack
+        return
+    if not serve:
+        raise RackFileError(
+            f"{path} is a simulated rack that is not served: run `rig sim serve --rack {path}` and check the "
+            "resolved rack file it writes (rack.toml in its run directory), or add --serve to serve it for the check"
+        )
+    from rig.sim.serve import SimRack
+
+    with tempfile.TemporaryDirectory(prefix="rig-check-") as run_dir, SimRack(rack, Path(run_dir)) as sim:
+        yield sim.resolved
+
+
+def run_check(args: argparse.Namespace) -> int:
+    spec = load_rack(args.rack)
+    with served(spec, args.rack, args.serve) as rack:
+        results = check_rack(rack, rack.select(args.station), args.bound)
+    ok = all(r.ok for r in results)
+    if args.json:
+        emit_json({"rack": rack.name, "file": str(args.rack), "ok": ok, "stations": [_json(r) for r in results]})
+    else:
+        Console().print(_table(rack.name, results))
+    for r in results:
+        if not r.ok:
+            print(f"rig rack check: station {r.station}: {', '.join(r.failures())} not ready", file=sys.stderr)
+    return 0 if ok else 1
+
+
+def _json(result: StationCheck) -> dict[str, object]:
+    checks = {name: {"ok": c.ok, "detail": c.detail} for name, c in result.checks.items()}
+    return {"station": result.station, "ok": result.ok, "checks": checks}
+
+
+def _table(name: str, results: list[StationCheck]) -> Table:
+    table = Table(title=f"rack {name}: preflight")
+    table.add_column("station", style="bold", overflow="fold")
+    for column in CHECKS:
+        table.add_column(column, overflow="fold")
+    table.add_column("ready")
+    for r in results:
+        cells = [_cell(r.checks[c]) for c in CHECKS]
+        table.add_row(r.station, *cells, "[green]yes[/]" if r.ok else "[red]NO[/]")
+    return table
+
+
+def _cell(check: Check) -> str:
+    if check.ok is None:
+        return f"[dim]{escape(check.detail)}[/]"
+    if check.ok:
+        return f"[green]✓[/] {escape(check.detail)}"
+    return f"[red]✗ {escape(check.detail)}[/]"
