@@ -18,9 +18,11 @@ from rig.errors import BadReply, CommandFailed, ConfigError, LinkLost, PayloadEr
 from rig.link import Link, Trace
 from rig.protocol import codecs as c
 from rig.protocol.commands import LATEST, Cmd, CommandTable, FirmwareVersion, command_table
-from rig.protocol.framing import MAX_PAYLOAD_VESC_TOOL, FrameDecoder, encode_frame
+from rig.protocol.framing import MAX_PAYLOAD_3_40, MAX_PAYLOAD_VESC_TOOL, FrameDecoder, encode_frame
 
 log = logging.getLogger(__name__)
+
+FLUSH_BYTES = MAX_PAYLOAD_3_40 + 8  # the longest frame firmware <= 3.40 takes, plus header, CRC and stop
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,19 @@ class Esc:
             log.debug("%s: ignoring payload with id %d", self.name, reply.wire_id)
             return None
         return reply
+
+    def flush_device_decoder(self) -> None:
+        """Push the device's packet decoder back to its idle state, whatever partial frame it holds.
+
+        A link cut in the middle of a frame leaves the firmware holding a partial packet (F7): up to
+        5.02 for 1000 ms after the last byte, and in 5.03+ until enough bytes arrive to complete it.
+        Bytes that cannot start a frame fill it up so it completes and fails its CRC (the 3.40 state
+        machine), or fail its stop byte and are skipped one by one (3.48+), or overflow the 3.48-5.02
+        buffer, which resets it. Enough of them to complete the longest frame any firmware accepts
+        leaves every generation idle. No frame can complete validly on them: wherever its stop byte
+        falls, it is one of these zeros, not 03. So a real firmware acts on none of it.
+        """
+        self.link.write(bytes(FLUSH_BYTES))
 
     def _drop_stale(self) -> None:
         """Before a request: drop replies already received (late answers to earlier, timed-out requests).

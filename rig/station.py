@@ -119,6 +119,7 @@ class StationRig:
         esc = Esc.open(self.locator.url, trace=self.trace, timeouts=self.timeouts)
         try:
             with step("connect", station=self.name, port=self.locator.current()):
+                esc.flush_device_decoder()  # a partial frame from an earlier, cut connection (F7)
                 info = esc.fw_version()
             attach(f"FW_VERSION of {self.name}", describe_version(info))
         except RigError:

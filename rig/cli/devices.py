@@ -78,11 +78,11 @@ def is_vesc(port: ListPortInfo) -> bool:
     return (port.vid, port.pid) == (VESC_VID, VESC_PID) or (port.manufacturer or "").startswith(VESC_MANUFACTURER)
 
 
-def by_id_names(folder: Path = BY_ID_DIR) -> dict[str, str]:
-    """Device (resolved) -> its /dev/serial/by-id name."""
-    if not folder.is_dir():
+def by_id_names() -> dict[str, str]:
+    """Device (resolved) -> its stable name in BY_ID_DIR (/dev/serial/by-id)."""
+    if not BY_ID_DIR.is_dir():
         return {}
-    return {os.path.realpath(link): str(link) for link in sorted(folder.iterdir())}
+    return {os.path.realpath(link): str(link) for link in sorted(BY_ID_DIR.iterdir())}
 
 
 def usb_ports() -> list[UsbPort]:

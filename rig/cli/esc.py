@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from dataclasses import asdict, dataclass, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -135,9 +134,9 @@ def usb_serial_of(path: str) -> str | None:
     return None
 
 
-def station_rig(args: argparse.Namespace) -> StationRig:
-    """A one-station rack around the URL, so the update can watch the port go and come back (F9)."""
-    url: str = args.url
+def station_rig(args: argparse.Namespace, url: str | None = None) -> StationRig:
+    """A one-station rack around the URL (default args.url), so an update can watch the port go and come back."""
+    url = url or args.url
     network = "://" in url
     usb_serial = args.usb_serial or (None if network else usb_serial_of(url))
     station = Station(name=url, port=None if network else url, url=url if network else None, usb_serial=usb_serial)
@@ -207,8 +206,13 @@ def image_json(image: Image) -> dict[str, Any]:
     }
 
 
-def times_json(times: PhaseTimes) -> dict[str, float]:
-    return {**{k: round(v, 4) for k, v in asdict(times).items()}, "total_s": round(times.total_s, 4)}
+UPLOAD_PHASES = ("erase_s", "write_s")  # a bootloader upload has no boot or ready phase
+
+
+def times_json(times: PhaseTimes, phases: tuple[str, ...] | None = None) -> dict[str, float]:
+    """Seconds per phase (all of PhaseTimes, or `phases`) and the total."""
+    spent = {k: round(v, 4) for k, v in asdict(times).items() if phases is None or k in phases}
+    return {**spent, "total_s": round(times.total_s, 4)}
 
 
 class PhaseBar:
@@ -246,21 +250,21 @@ class PhaseBar:
         self.progress.stop()
 
 
-def _upload_json(upload: UploadResult) -> dict[str, Any]:
+def _upload_json(upload: UploadResult, phases: tuple[str, ...] | None = None) -> dict[str, Any]:
     return {
         "image": image_json(upload.image),
-        "times": times_json(upload.times),
+        "times": times_json(upload.times, phases),
         "stats": asdict(upload.stats),
         "compressed": upload.compressed,
     }
 
 
-def _print_times(console: Console, what: str, times: PhaseTimes) -> None:
+def _print_times(console: Console, what: str, times: PhaseTimes, phases: tuple[str, ...] | None = None) -> None:
     console.print(what, highlight=False)
     table = Table()
     table.add_column("phase")
     table.add_column("seconds", justify="right")
-    for key, seconds in times_json(times).items():
+    for key, seconds in times_json(times, phases).items():
         table.add_row(key.removesuffix("_s"), f"{seconds:.3f}", style="bold" if key == "total_s" else None)
     console.print(table)
 
@@ -334,11 +338,11 @@ def run_bootloader(args: argparse.Namespace) -> int:
     with PhaseBar(not args.json) as bar:
         result = rig.upload_bootloader(image, window=args.window, progress=bar, all_can=args.all_can)
     if args.json:
-        emit_json({"url": args.url, **_upload_json(result)})
+        emit_json({"url": args.url, **_upload_json(result, UPLOAD_PHASES)})
         return 0
     console = Console()
     console.print(f"{args.url}: bootloader written ({result.stats.bytes_sent} bytes sent)")
-    _print_times(console, image.describe(), result.times)
+    _print_times(console, image.describe(), result.times, UPLOAD_PHASES)
     return 0
 
 
@@ -428,8 +432,7 @@ def run_diff(args: argparse.Namespace) -> int:
     if Path(args.b).is_file():
         b, b_name = ConfigBackup.load(Path(args.b)), args.b
     else:
-        args.url = args.b
-        with station_rig(args).connect() as esc:
+        with station_rig(args, args.b).connect() as esc:
             b, b_name = read_backup(esc), f"{args.b} (now)"
     diffs = [blob_diff(a.blobs[kind], b.blobs[kind]) for kind in KINDS]
     same = all(d.same for d in diffs)
@@ -458,7 +461,8 @@ def _print_diff(a_name: str, b_name: str, meta: dict[str, list[str]], diffs: lis
         )
         table.add_row(f"{d.kind} size", str(d.size_a), str(d.size_b), _same(d.size_a, d.size_b))
         where = ", ".join(str(o) for o in d.first_offsets) + (" …" if d.differing_bytes > len(d.first_offsets) else "")
-        detail = f"[red]{d.differing_bytes} bytes differ, first at {where}[/]" if d.differing_bytes else "same"
+        count = "1 byte differs" if d.differing_bytes == 1 else f"{d.differing_bytes} bytes differ"
+        detail = f"[red]{count}, first at {where}[/]" if d.differing_bytes else "same"
         table.add_row(f"{d.kind} bytes", "", "", detail)
     Console().print(table)
 
