@@ -123,6 +123,16 @@ def write_verified(esc: Esc, blob: ConfigBlob, made_for: FirmwareVersion, *, for
         )
 
 
+def check_not_mixed(kind: ConfigKind, got: ConfigBlob, old: ConfigBlob, new: ConfigBlob) -> None:
+    """F7: after an interrupted write the config must be exactly the old or exactly the new one."""
+    if got not in (old, new):
+        raise ConfigError(
+            f"{kind.value} is neither the old nor the new one after an interrupted write "
+            f"(vs old: {_first_difference(old.data, got.data)}; vs new: {_first_difference(new.data, got.data)})",
+            diagnosis=Diagnosis.CONFIG_MIXED,
+        )
+
+
 def restore(esc: Esc, backup: ConfigBackup, *, force: bool = False) -> None:
     """Write both configs of a backup and verify them by reading back."""
     for kind in KINDS:
@@ -131,6 +141,6 @@ def restore(esc: Esc, backup: ConfigBackup, *, force: bool = False) -> None:
 
 def _first_difference(a: bytes, b: bytes) -> str:
     if len(a) != len(b):
-        return f"{len(a)} bytes written, {len(b)} read"
-    at = next(i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y)
-    return f"first difference at byte {at}"
+        return f"{len(a)} bytes against {len(b)}"
+    at = next((i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y), None)
+    return "equal" if at is None else f"first difference at byte {at}"

@@ -18,7 +18,7 @@ from rig.errors import BadReply, CommandFailed, ConfigError, LinkLost, PayloadEr
 from rig.link import Link, Trace
 from rig.protocol import codecs as c
 from rig.protocol.commands import LATEST, Cmd, CommandTable, FirmwareVersion, command_table
-from rig.protocol.framing import MAX_PAYLOAD_3_40, MAX_PAYLOAD_VESC_TOOL, FrameDecoder, encode_frame
+from rig.protocol.framing import MAX_PAYLOAD_3_40, MAX_PAYLOAD_VESC_TOOL, Frame, FrameDecoder, encode_frame
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,17 @@ class _Shared:
     def pump(self, timeout_s: float) -> None:
         """Read what arrives within `timeout_s` into the inbox."""
         self.inbox.extend(self.decoder.frames(self.link.read(timeout_s)))
+
+    def resync(self) -> int:
+        """End the partial frame the decoder holds, as if the stream ended there; how many frames that gave.
+
+        A corrupted reply can leave a stray `02 xx` or `03 xx xx` from its inside as a frame start that
+        would swallow the next replies whole (facts sheet 1), so retries could never succeed. After a
+        reply timeout those bytes are garbage; frames hidden behind them are still found.
+        """
+        found = [e.payload for e in self.decoder.finish() if isinstance(e, Frame)]
+        self.inbox.extend(found)
+        return len(found)
 
 
 class Esc:
@@ -125,6 +136,8 @@ class Esc:
                     return reply
             remaining = deadline - time.monotonic()
             if remaining <= 0:
+                if shared.resync():
+                    continue
                 raise RigTimeout(f"{what or cmd.name} from {self.name}", timeout_s)
             shared.pump(min(remaining, 0.05))
 

@@ -8,9 +8,10 @@ the rack file.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 
-from rig.errors import Diagnosis, LinkError, PowerError, RigError, RigTimeout, SwdError, UpdateError
+from rig.errors import Diagnosis, LinkError, LinkLost, PowerError, RigError, RigTimeout, SwdError, UpdateError
 from rig.esc import Esc, Timeouts
 from rig.events import attach, step
 from rig.image import Image
@@ -107,22 +108,37 @@ class StationRig:
     # --- the ESC -----------------------------------------------------------------------------------
 
     def connect(self, *, bound_s: float | None = None) -> Esc:
-        """Wait (bounded) for the port, open it and read FW_VERSION."""
+        """Wait (bounded) for the port, open it and read FW_VERSION.
+
+        A port that vanishes between being seen and being opened (a board re-enumerating) is tried
+        again within the same bound.
+        """
         bound = self.bounds.connect_s if bound_s is None else bound_s
-        wait_for(
-            lambda: self.locator.current() is not None,
-            bound,
-            f"port of station {self.name} ({self.locator.url})",
-            Diagnosis.PORT_NEVER_CAME_BACK,
-            0.01,
-        )
+        deadline = time.monotonic() + bound
+        while True:
+            wait_for(
+                lambda: self.locator.current() is not None,
+                max(0.0, deadline - time.monotonic()),
+                f"port of station {self.name} ({self.locator.url})",
+                Diagnosis.PORT_NEVER_CAME_BACK,
+                0.01,
+            )
+            try:
+                return self._open_and_identify()
+            except (LinkError, LinkLost) as exc:
+                if time.monotonic() >= deadline:
+                    raise RigTimeout(f"port of station {self.name} to stay open ({exc})", bound) from exc
+                log.info("%s: %s; trying again", self.name, exc)
+                time.sleep(0.02)
+
+    def _open_and_identify(self) -> Esc:
         esc = Esc.open(self.locator.url, trace=self.trace, timeouts=self.timeouts)
         try:
             with step("connect", station=self.name, port=self.locator.current()):
                 esc.flush_device_decoder()  # a partial frame from an earlier, cut connection (F7)
                 info = esc.fw_version()
             attach(f"FW_VERSION of {self.name}", describe_version(info))
-        except RigError:
+        except BaseException:
             esc.close()
             raise
         return esc

@@ -70,8 +70,17 @@ class UploadResult:
     compressed: bool = False
 
 
-def _chunks(payload: bytes, base: int, size: int) -> list[tuple[int, bytes]]:
-    return [(base + i, payload[i : i + size]) for i in range(0, len(payload), size)]
+def plan_chunks(payload: bytes, *, base_offset: int = 0, chunk: int = CHUNK) -> tuple[list[tuple[int, bytes]], int]:
+    """The (offset, bytes) chunks an upload sends, and how many all-0xFF chunks it skips (erased already)."""
+    todo: list[tuple[int, bytes]] = []
+    skipped = 0
+    for i in range(0, len(payload), chunk):
+        data = payload[i : i + chunk]
+        if data.count(0xFF) == len(data):
+            skipped += 1
+        else:
+            todo.append((base_offset + i, data))
+    return todo, skipped
 
 
 def write_chunks(
@@ -86,13 +95,8 @@ def write_chunks(
     phase: str = "write",
 ) -> WriteStats:
     """Write `payload` with WRITE_NEW_APP_DATA from `base_offset`, skipping all-0xFF chunks."""
-    stats = WriteStats(bytes_total=len(payload))
-    todo = []
-    for offset, data in _chunks(payload, base_offset, chunk):
-        if data.count(0xFF) == len(data):
-            stats.chunks_skipped += 1
-        else:
-            todo.append((offset, data))
+    todo, skipped = plan_chunks(payload, base_offset=base_offset, chunk=chunk)
+    stats = WriteStats(bytes_total=len(payload), chunks_skipped=skipped)
     done = 0
     if window > 1:
         done = _write_pipelined(esc, todo, window, all_can, stats, progress, phase, len(payload))

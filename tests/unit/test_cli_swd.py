@@ -127,7 +127,9 @@ def test_mass_erase(sim: SimRack, flash: Flash, capsys: pytest.CaptureFixture[st
     assert flash.is_erased(FLASH_BASE, 0x10_0000)
 
 
-def test_probe_form_with_overrides(sim: SimRack, flash: Flash, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_probe_form_with_overrides(
+    sim: SimRack, flash: Flash, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     probe = sim.resolved.station("esc").swd.probe  # type: ignore[union-attr]
     image = write_bin(tmp_path / "fw.bin", FIRMWARE)
     argv = ["--probe", str(probe), "--frequency", "1.8M", "--under-reset"]

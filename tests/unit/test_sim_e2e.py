@@ -455,7 +455,9 @@ def test_link_corrupt_makes_the_client_retry_an_idempotent_read(sim_rack: SimRac
         healer.join(3.0)
     assert str(info.version) == "6.02"
     assert tx_payloads(trace) == [b"\x00", b"\x00"]  # sent twice: the retry
-    assert rx_payloads(trace) == [c.encode(info, esc.table)]  # the first reply failed its CRC
+    good = frame(c.encode(info, esc.table))
+    bad = good[:3] + bytes((good[3] ^ 0xFF,)) + good[4:]  # the fault: byte 3 of the frame XOR 0xFF
+    assert b"".join(e.data for e in trace.entries if e.direction == "rx") == bad + good
 
 
 def test_link_drop_is_link_lost_then_a_reconnect_works(sim_rack: SimRack, station_rig: MakeRig) -> None:

@@ -32,7 +32,12 @@ RACK = {
     "relay": [{"name": "lcus", "kind": "lcus", "channels": 2}],
     "station": [
         # F1: shipped without a bootloader, as the two boards in the field report
-        {"name": "no-bootloader", "relay": "lcus:1", "swd": SWD, "sim": {"hw": "60", "fw": "6.02", "bootloader": False}},
+        {
+            "name": "no-bootloader",
+            "relay": "lcus:1",
+            "swd": SWD,
+            "sim": {"hw": "60", "fw": "6.02", "bootloader": False},
+        },
         {"name": "esc", "relay": "lcus:2", "swd": SWD, "sim": {"hw": "60", "fw": "6.02"}},
     ],
 }
