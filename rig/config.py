@@ -27,6 +27,16 @@ log = logging.getLogger(__name__)
 
 KINDS = (ConfigKind.MCCONF, ConfigKind.APPCONF)
 
+# (mcconf, appconf) signatures of released firmware (confgenerator.h of each tag): facts sheet section 7
+# for 5.03, research notes (B@release_6_02 = tag 6.00) for 6.00/6.02, and the tags 3.55 and 5.02.
+KNOWN_SIGNATURES: dict[FirmwareVersion, tuple[int, int]] = {
+    FirmwareVersion(3, 55): (503309878, 725102789),
+    FirmwareVersion(5, 2): (2211848314, 3264926020),
+    FirmwareVersion(5, 3): (2525666056, 3733512279),
+    FirmwareVersion(6, 0): (776184161, 486554156),
+    FirmwareVersion(6, 2): (776184161, 486554156),
+}
+
 
 @dataclass(frozen=True)
 class ConfigBackup:
@@ -82,10 +92,26 @@ class ConfigBackup:
             raise ConfigError(f"{path}: cannot read config backup: {exc}") from exc
 
 
+def check_known_layout(version: FirmwareVersion, blob: ConfigBlob) -> None:
+    """F8: a released firmware whose config signature is not the one of its version has a layout the rig
+    cannot vouch for (a tool that does not match the firmware misparses it)."""
+    known = KNOWN_SIGNATURES.get(version)
+    if known is None or blob.signature is None:
+        return
+    expected = known[KINDS.index(blob.kind)]
+    if blob.signature != expected:
+        raise ConfigError(
+            f"firmware {version} reports {blob.kind.value} signature {blob.signature}, but {version} has "
+            f"{expected}: unknown layout, the rig will not read or write it"
+        )
+
+
 def read_backup(esc: Esc) -> ConfigBackup:
-    """Read FW_VERSION, mcconf and appconf."""
+    """Read FW_VERSION, mcconf and appconf, checking each layout is the one its firmware version has."""
     info = esc.fw_version()
     blobs = {kind: esc.get_config(kind) for kind in KINDS}
+    for blob in blobs.values():
+        check_known_layout(info.version, blob)
     return ConfigBackup(info.version, info.hw_name or "", (info.uid or b"").hex(), blobs)
 
 

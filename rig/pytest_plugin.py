@@ -64,6 +64,15 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{name}: {text}")
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A test that failed on a RigError carries its diagnosis (reports and the selfcheck group by it)."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if call.excinfo is not None and isinstance(call.excinfo.value, RigError):
+        report.user_properties.append(("diagnosis", call.excinfo.value.diagnosis.value))
+
+
 # --- the rack ------------------------------------------------------------------------------------------
 
 

@@ -31,7 +31,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--bench-full-image",
         action="store_true",
-        help="also benchmark a full-size 6.02 update (heatshrink, ~30 s per round at speed 1)",
+        help="also benchmark the pipelined full-size 6.02 update (~30 s more at speed 1)",
     )
 
 

@@ -115,7 +115,7 @@ def test_info_wrong_url_is_a_clean_error(url: str, tmp_path: Path, capsys: pytes
     code, out, err = rig(capsys, "info", target, "--connect-timeout", "0.2")
     assert code == 1 and out == ""
     assert target in err and ("no port at" in err or "cannot open" in err)
-    assert "[link lost]" in err  # the diagnosis
+    assert err.rstrip().endswith(("[link lost]", "[timeout]"))  # the diagnosis (connect retries within its bound)
 
 
 # --- update and bootloader -------------------------------------------------------------------------
