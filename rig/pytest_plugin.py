@@ -30,7 +30,7 @@ from rig.esc import Esc
 from rig.image import Image, ImageKind, load_bootloader, load_firmware, load_from_folder
 from rig.protocol.commands import FirmwareVersion
 from rig.rack import Rack, Station, load_rack
-from rig.station import StationRig
+from rig.station import Bounds, StationRig
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +162,22 @@ def _skip_unless_capable(request: pytest.FixtureRequest, rack: Rack, spec: Stati
         pytest.skip("destructive on hardware: pass --allow-destructive")
 
 
+def _bounds(session: RigSession) -> Bounds:
+    """Hardware bounds; a simulator running faster than real time gets them scaled down (at least 5 s),
+    so a board that never comes back fails in seconds instead of a minute."""
+    if session.sim is None or session.sim.speed >= 1.0:
+        return Bounds()
+    hw = Bounds()
+    scale = max(session.sim.speed, 0.0)
+    return Bounds(
+        connect_s=hw.connect_s,
+        gone_s=hw.gone_s,
+        back_s=max(5.0, hw.back_s * scale),
+        answer_s=max(5.0, hw.answer_s * scale),
+        settle_s=hw.settle_s * scale,
+    )
+
+
 class StationLock:
     """An exclusive lock on a station for this process (flock: released by the kernel if we die)."""
 
@@ -198,7 +214,7 @@ def station(
     if not lock.acquire(LOCK_WAIT_S):
         lock.release()
         pytest.skip(f"station {station_name} is in use by another run (waited {LOCK_WAIT_S:g} s)")
-    rig = StationRig(rack, spec)
+    rig = StationRig(rack, spec, bounds=_bounds(rig_session))
     try:
         yield rig
     finally:
