@@ -49,6 +49,8 @@ class PortLocator:
             return PortIdentity(self.url)
         path = Path(self.url)
         try:
+            if not self.url:
+                raise FileNotFoundError  # found by USB serial number only
             link = path.lstat()
             return PortIdentity(os.path.realpath(path), link.st_ino, link.st_mtime_ns) if path.exists() else None
         except FileNotFoundError:

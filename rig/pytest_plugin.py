@@ -33,6 +33,7 @@ from rig.rack import Rack, Station, load_rack
 from rig.station import Bounds, StationRig
 
 log = logging.getLogger(__name__)
+pytest_plugins = ["rig.pytest_records", "rig.pytest_allure"]
 
 MARKERS = {
     "relay": "needs a relay channel or supply that powers the station",

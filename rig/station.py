@@ -87,14 +87,14 @@ class StationRig:
         timeouts: Timeouts = Timeouts(),
         trace: Trace | None = None,
     ) -> None:
-        if spec.link_url is None:
-            raise RigError(f"station {spec.name} has no port: serve the simulated rack first")
+        if spec.link_url is None and spec.usb_serial is None:
+            raise RigError(f"station {spec.name} has no port or USB serial number (a simulated rack must be served)")
         self.rack = rack
         self.spec = spec
         self.bounds = bounds
         self.timeouts = timeouts
         self.trace = trace if trace is not None else Trace()
-        self.locator = PortLocator(spec.link_url, spec.usb_serial)
+        self.locator = PortLocator(spec.link_url or "", spec.usb_serial)
         self._channel: PowerChannel | None = None
         self._supply: PowerSupply | None = None
 
@@ -132,7 +132,7 @@ class StationRig:
                 time.sleep(0.02)
 
     def _open_and_identify(self) -> Esc:
-        esc = Esc.open(self.locator.url, trace=self.trace, timeouts=self.timeouts)
+        esc = Esc.open(self.locator.current() or self.locator.url, trace=self.trace, timeouts=self.timeouts)
         try:
             with step("connect", station=self.name, port=self.locator.current()):
                 esc.flush_device_decoder()  # a partial frame from an earlier, cut connection (F7)
@@ -156,7 +156,11 @@ class StationRig:
         if self.locator.current() is None:
             return False
         try:
-            esc = Esc.open(self.locator.url, timeouts=Timeouts(reply=self.bounds.probe_reply_s), retries=0)
+            esc = Esc.open(
+                self.locator.current() or self.locator.url,
+                timeouts=Timeouts(reply=self.bounds.probe_reply_s),
+                retries=0,
+            )
         except LinkError:
             return False
         try:
@@ -175,7 +179,7 @@ class StationRig:
             if self.spec.relay is not None:
                 board_spec = self.rack.relay(self.spec.relay.board)
                 board = open_relay_board(board_spec.kind, board_spec.url, **board_spec.open_options)
-                self._channel = PowerChannel(board, self.spec.relay.channel, str(self.spec.relay))
+                self._channel = PowerChannel(board, self.spec.relay.channel, self.spec.relay.board)
             elif self.supply() is not None:
                 self._channel = PowerChannel(SupplyOutput(self.supply()), 1, f"{self.spec.supply} output")
             else:

@@ -533,10 +533,17 @@ class SimRack:
         return self._resolved
 
     def _wait_booted(self) -> None:
-        """Wait (bounded) until every board has booted: USB up, or nothing left to do (e.g. a dead board)."""
+        """Wait (bounded) until every board has booted: USB up, or nothing left to do (e.g. a dead board).
+
+        A USB node's port must be in place too: the device says USB is up just before its port is made.
+        """
         nodes = [node for served in self._stations.values() for node in served.nodes.values()]
+        usb = [(served.usb_node, served.usb.path) for served in self._stations.values()]
         deadline = time.monotonic() + READY_TIMEOUT_S
-        while not all(node.usb_up or not node.busy for node in nodes):
+        while not (
+            all(node.usb_up or not node.busy for node in nodes)
+            and all(path.exists() for node, path in usb if node.usb_up)
+        ):
             if time.monotonic() > deadline:
                 log.warning("simulated boards still booting after %.3g s", READY_TIMEOUT_S)
                 return

@@ -124,7 +124,7 @@ def test_cycle_reports_every_phase_and_the_proof(served: Path, capsys: pytest.Ca
     assert result["total_s"] == pytest.approx(sum(float(result[p]) for p in phases))  # type: ignore[arg-type]
     assert result["proof"] == "port re-enumerated"
     assert result["port_before"] == before != result["port_after"] == os.path.realpath(port)
-    assert result["channel"] == "power channel lcus:1:1"
+    assert result["channel"] == "power channel lcus:1"
 
     assert main(["power", "cycle", "esc-602", "--rack", str(served)]) == 0
     text = capsys.readouterr().out
