@@ -7,7 +7,7 @@ RACK   ?= fixtures/racks/sim.toml
 REPORTS ?= reports
 PYTEST_ARGS ?=
 
-.PHONY: setup test run bench lint clean
+.PHONY: setup test run bench bench-baseline bench-compare lint clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "vesc-rig needs Python 3.11 or newer")'
@@ -28,10 +28,29 @@ run: setup
 	$(BIN)/pytest tests/scenarios --rack $(RACK) --alluredir $(REPORTS)/allure-results \
 		--junitxml $(REPORTS)/junit.xml $(PYTEST_ARGS)
 
-# Benchmarks in modelled real time; results saved under $(REPORTS)/benchmarks/.
+BENCH_DIR   ?= $(REPORTS)/benchmarks
+BENCH_STORE := file://$(abspath $(BENCH_DIR))/saved
+BASELINE    ?=
+BENCH_RUN    = $(BIN)/pytest tests/benchmarks --benchmark-only --benchmark-storage $(BENCH_STORE) \
+               --benchmark-json $(BENCH_DIR)/latest.json
+
+# Benchmarks in modelled real time: $(BENCH_DIR)/latest.json and the chart $(BENCH_DIR)/throughput.svg.
 bench: setup
-	@mkdir -p $(REPORTS)/benchmarks
-	$(BIN)/pytest tests/benchmarks --benchmark-only --benchmark-json $(REPORTS)/benchmarks/latest.json $(PYTEST_ARGS)
+	@mkdir -p $(BENCH_DIR)
+	$(BENCH_RUN) $(PYTEST_ARGS)
+	$(BIN)/python -m rig.throughput_chart $(BENCH_DIR)/latest.json -o $(BENCH_DIR)/throughput.svg
+
+# Release regression: on the release, `make bench-baseline` saves a run under $(BENCH_DIR)/saved/;
+# on a candidate, `make bench-compare [BASELINE=0001]` fails if any benchmark's mean is >10% slower
+# than the baseline (default: the latest saved run).
+bench-baseline: setup
+	@mkdir -p $(BENCH_DIR)
+	$(BENCH_RUN) --benchmark-save baseline $(PYTEST_ARGS)
+
+bench-compare: setup
+	@mkdir -p $(BENCH_DIR)
+	$(BENCH_RUN) --benchmark-compare$(if $(BASELINE),=$(BASELINE)) --benchmark-compare-fail mean:10% $(PYTEST_ARGS)
+	$(BIN)/python -m rig.throughput_chart $(BENCH_DIR)/latest.json -o $(BENCH_DIR)/throughput.svg
 
 lint: setup
 	$(BIN)/ruff check rig tests

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 import serial
+import serial.rfc2217
 
 from rig.errors import LinkError, LinkLost
 
@@ -30,6 +31,25 @@ except ImportError:  # pragma: no cover - not POSIX
 
 Direction = Literal["tx", "rx"]
 DEFAULT_BAUD = 115200  # what VESC Tool opens (ignored by USB CDC, matters for the UART app)
+WRITE_TIMEOUT_S = 2.0
+
+
+class Rfc2217Port(serial.rfc2217.Serial):
+    """pyserial's RFC 2217 client (ser2net), negotiating the line settings only when they change.
+
+    pyserial renegotiates baud rate, data bits, parity, stop bits and flow control, waiting for the
+    server's acknowledgement (at least 50 ms), on every change of `timeout`, which Link.read makes
+    twice per read. Its RFC 2217 client has no write_timeout either; a write is bounded by its
+    socket's timeout instead.
+    """
+
+    _negotiated: tuple[object, ...] | None = None
+
+    def _reconfigure_port(self) -> None:
+        settings = (self._baudrate, self._bytesize, self._parity, self._stopbits, self._rtscts, self._xonxoff)
+        if settings != self._negotiated:
+            super()._reconfigure_port()
+            self._negotiated = settings
 
 
 @dataclass(frozen=True)
@@ -94,7 +114,10 @@ class Link:
     def open(cls, url: str, *, baudrate: int = DEFAULT_BAUD, trace: Trace | None = None) -> Link:
         """Open a link from a pyserial URL or device path."""
         try:
-            port = serial.serial_for_url(url, baudrate=baudrate, timeout=0, write_timeout=2.0)
+            if url.startswith("rfc2217://"):
+                port = Rfc2217Port(url, baudrate=baudrate, timeout=0)
+            else:
+                port = serial.serial_for_url(url, baudrate=baudrate, timeout=0, write_timeout=WRITE_TIMEOUT_S)
         except (serial.SerialException, OSError, ValueError) as exc:
             raise LinkError(f"cannot open {url}: {exc}") from exc
         log.debug("opened %s", url)

@@ -167,17 +167,15 @@ def _hex_rows(data: bytes) -> list[str]:
     ]
 
 
-def config_diff(expected: ConfigBlob, got: ConfigBlob) -> str:
-    """Signature, size and a unified diff of the hex dumps of two config blobs."""
-    changed = sum(a != b for a, b in zip(expected.data, got.data, strict=False))
-    changed += abs(len(expected.data) - len(got.data))
+def config_diff(left: ConfigBlob, right: ConfigBlob) -> str:
+    """Signatures, sizes and a unified diff (left -, right +) of the hex dumps of two config blobs."""
+    changed = sum(a != b for a, b in zip(left.data, right.data, strict=False))
+    changed += abs(len(left.data) - len(right.data))
     head = [
-        f"{expected.kind.value} vs {got.kind.value}: signature {expected.signature} vs {got.signature}, "
-        f"{len(expected.data)} vs {len(got.data)} bytes, {changed} bytes differ"
+        f"{left.kind.value} vs {right.kind.value}: signature {left.signature} vs {right.signature}, "
+        f"{len(left.data)} vs {len(right.data)} bytes, {changed} bytes differ"
     ]
-    diff = difflib.unified_diff(
-        _hex_rows(expected.data), _hex_rows(got.data), "left (expected)", "right (got)", n=1, lineterm=""
-    )
+    diff = difflib.unified_diff(_hex_rows(left.data), _hex_rows(right.data), "left", "right", n=1, lineterm="")
     return "\n".join([*head, *diff])
 
 

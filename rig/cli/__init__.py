@@ -10,7 +10,7 @@ import sys
 from rig.errors import RigError
 
 # Modules under rig.cli that add sub-commands; each has `register(subparsers)`.
-COMMAND_MODULES: tuple[str, ...] = ("trace", "sim", "power", "swd", "devices", "esc", "rack")
+COMMAND_MODULES: tuple[str, ...] = ("trace", "sim", "power", "swd", "devices", "esc", "rack", "records", "factory")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -56,4 +56,8 @@ class DeviceClock:
             if self._debt_s < _MIN_SLEEP_S:
                 return
             nap, self._debt_s = self._debt_s, 0.0
+        start = time.monotonic()
         time.sleep(nap)
+        overslept = time.monotonic() - start - nap
+        with self._lock:  # an oversleep is paid back by the next sleeps, so real time tracks the model
+            self._debt_s -= overslept

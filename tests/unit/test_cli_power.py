@@ -151,7 +151,7 @@ def test_relay_channel_wired_to_nothing_is_a_clear_error(
     started = time.monotonic()
     err = fails(capsys, "power", "off", "esc-602", "--rack", str(wrong), "--timeout", "0.5")
     assert time.monotonic() - started < 3.0
-    assert "power channel lcus:3:3 switched off, but" in err and "within 0.5 s" in err
+    assert "power channel lcus:3 switched off, but" in err and "within 0.5 s" in err
     assert "[relay switched but the port never went away (wrong channel or wiring)]" in err
     assert os.path.exists(port_of(served, "esc-602"))
 
