@@ -80,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rig.allure_report", description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path, help="the allure-results folder (pytest --alluredir)")
     parser.add_argument("-o", "--output", type=Path, default=Path("reports/allure-report"), help="report folder")
-    parser.add_argument("--allure", type=Path, default=DEFAULT_ALLURE, help=f"the Allure 3 CLI (default {DEFAULT_ALLURE})")
+    parser.add_argument(
+        "--allure", type=Path, default=DEFAULT_ALLURE, help=f"the Allure 3 CLI (default {DEFAULT_ALLURE})"
+    )
     parser.add_argument("--name", default=REPORT_NAME, help="the report's title")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

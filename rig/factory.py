@@ -24,7 +24,8 @@ Every step is reported through rig.events and stored in the board's record (rig.
 it ends: a check named after the step (seconds, or its error), then every identity and telemetry check
 with its limits. A run killed part way leaves every check written so far (the record has no verdict:
 INCOMPLETE). A board that fails a step is powered off (where the station has a relay or supply) and
-the record says which step failed, its diagnosis, and what the board had reached ("left").
+the record says which step failed, its diagnosis, and what the board had reached ("left"); so is a
+board with a check out of limits.
 """
 
 from __future__ import annotations
@@ -293,9 +294,10 @@ def image_label(image: Image) -> str:
 def bring_up(station: StationRig, plan: FactoryPlan, store: RecordStore, run_id: str) -> BoardResult:
     """Bring up the station's (blank) board; every step and check is stored in its record as it ends.
 
-    A step that fails (any RigError) ends the bring-up: the board is powered off where possible and the
-    record gets the failing step, its diagnosis and the state the board was left in, with verdict FAIL.
-    Anything else (a bug, KeyboardInterrupt) propagates and leaves the record INCOMPLETE.
+    A step that fails (any RigError) ends the bring-up. A board with a failed step or a check out of
+    limits is powered off where the station can, and its record gets the state it was left in ("left")
+    and verdict FAIL; the failing step's check holds its diagnosis and message. Anything else (a bug,
+    KeyboardInterrupt) propagates and leaves the record without a verdict (INCOMPLETE).
     """
     started = time.monotonic()
     hw = plan.firmware.hw_names[0] if plan.firmware.hw_names else ""
@@ -309,21 +311,20 @@ def bring_up(station: StationRig, plan: FactoryPlan, store: RecordStore, run_id:
         except _StepFailed as failed:
             result.failed_step, result.reason = failed.name, str(failed.error)
             result.diagnosis = failed.error.diagnosis.value
+        failed_checks = [c for c in record.read().checks if not c.passed]
+        if failed_checks:
             result.left = run.leave()
             record.check("left", result.left)
-            record.finish(FAIL)
         else:
             result.left = run.reached
-            record.finish()
-    stored = record.read()
-    result.verdict = stored.status
-    result.failed_checks = tuple(c.name for c in stored.checks if not c.passed)
+        result.verdict = record.finish()
+    result.failed_checks = tuple(c.name for c in failed_checks)
+    if result.failed_step is None and failed_checks:
+        result.reason = "out of limits: " + ", ".join(_describe(c) for c in failed_checks)
     if run.info is not None:
         result.uid = (run.info.uid or b"").hex()
         result.hw = run.info.hw_name or hw
         result.fw = str(run.info.version)
-    if result.failed_step is None and result.failed_checks:
-        result.reason = "out of limits: " + ", ".join(_describe(c) for c in stored.checks if not c.passed)
     result.seconds = time.monotonic() - started
     log.info("%s: %s (%s)", station.name, result.verdict, result.reason or result.left)
     return result

@@ -207,6 +207,22 @@ def load_from_folder(
     return load_bootloader(path, hw_names=names)
 
 
+def load_image(
+    path: Path,
+    kind: ImageKind,
+    hw_name: str = "",
+    *,
+    hw_names: tuple[str, ...] = (),
+    version: FirmwareVersion | None = None,
+) -> Image:
+    """An image from a file (as it is) or a desktop-tool folder (the sub-folder for `hw_name`)."""
+    if path.is_dir():
+        return load_from_folder(path, hw_name, kind, version=version)
+    if kind == ImageKind.BOOTLOADER:
+        return load_bootloader(path, hw_names=hw_names)
+    return load_firmware(path, hw_names=hw_names, version=version)
+
+
 def find_in_folder(folder: Path, hw_name: str, kind: ImageKind = ImageKind.FIRMWARE) -> tuple[Path, tuple[str, ...]]:
     """The file for `hw_name` in a desktop-tool folder, with the hardware names of its sub-folder.
 

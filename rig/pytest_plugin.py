@@ -27,7 +27,7 @@ import pytest
 from rig.config import ConfigBackup, read_backup, restore
 from rig.errors import RigError
 from rig.esc import Esc
-from rig.image import Image, ImageKind, load_bootloader, load_firmware, load_from_folder
+from rig.image import Image, ImageKind, load_from_folder, load_image
 from rig.protocol.commands import FirmwareVersion
 from rig.rack import Rack, Station, load_rack
 from rig.station import Bounds, StationRig
@@ -299,15 +299,6 @@ def _version(text: str | None) -> FirmwareVersion | None:
     return FirmwareVersion.parse(text) if text else None
 
 
-def _image_option(path_text: str, hw_name: str, kind: ImageKind, version: FirmwareVersion | None) -> Image:
-    path = Path(path_text)
-    if path.is_dir():
-        return load_from_folder(path, hw_name, kind, version=version)
-    if kind == ImageKind.BOOTLOADER:
-        return load_bootloader(path)
-    return load_firmware(path, version=version)
-
-
 def _generated(session: RigSession, hw_name: str, version: FirmwareVersion | None, kind: ImageKind) -> Image:
     """An image made by the simulator's generator, laid out in a desktop-tool folder."""
     from rig.sim.image import make_bootloader_image, make_firmware_image
@@ -354,7 +345,7 @@ def baseline_firmware(request: pytest.FixtureRequest, rig_session: RigSession, b
     option = request.config.getoption("baseline_firmware")
     version = _version(request.config.getoption("baseline_version"))
     if option:
-        return _image_option(option, board.hw_name, ImageKind.FIRMWARE, version)
+        return load_image(Path(option), ImageKind.FIRMWARE, board.hw_name, version=version)
     if rig_session.sim is None:
         pytest.skip("needs --baseline-firmware")
     return _generated(rig_session, board.hw_name, board.version, ImageKind.FIRMWARE)
@@ -366,7 +357,7 @@ def firmware(request: pytest.FixtureRequest, rig_session: RigSession, board: Boa
     option = request.config.getoption("firmware")
     version = _version(request.config.getoption("firmware_version"))
     if option:
-        return _image_option(option, board.hw_name, ImageKind.FIRMWARE, version)
+        return load_image(Path(option), ImageKind.FIRMWARE, board.hw_name, version=version)
     if rig_session.sim is None:
         pytest.skip("needs --firmware")
     candidate = FirmwareVersion(board.version.major, board.version.minor + 1)
@@ -378,7 +369,7 @@ def bootloader(request: pytest.FixtureRequest, rig_session: RigSession, board: B
     """The bootloader for this board: --bootloader, or on a simulated rack a generated one."""
     option = request.config.getoption("bootloader")
     if option:
-        return _image_option(option, board.hw_name, ImageKind.BOOTLOADER, None)
+        return load_image(Path(option), ImageKind.BOOTLOADER, board.hw_name)
     if rig_session.sim is None:
         pytest.skip("needs --bootloader")
     return _generated(rig_session, board.hw_name, None, ImageKind.BOOTLOADER)

@@ -23,10 +23,11 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColum
 from rich.table import Table
 from serial.tools import list_ports
 
+from rig.cli.args import firmware_version, positive_int
 from rig.config import KINDS, ConfigBackup, read_backup, restore
-from rig.errors import ConfigError, Diagnosis, LinkError, ProtocolError
+from rig.errors import ConfigError, Diagnosis, LinkError
 from rig.esc import Timeouts
-from rig.image import Image, ImageKind, check_hardware, load_bootloader, load_firmware, load_from_folder
+from rig.image import Image, ImageKind, check_hardware, load_image
 from rig.protocol.codecs import ConfigBlob, FwVersionReply
 from rig.protocol.commands import FirmwareVersion
 from rig.rack import Rack, Station
@@ -54,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     update.add_argument("--version", type=firmware_version, help="the image's firmware version (checked after)")
     update.add_argument("--hw", help="the hardware a plain .bin is built for (a folder names it already)")
     update.add_argument("--allow-wrong-hw", action="store_true", help="upload even to other hardware (dangerous)")
-    update.add_argument("--window", type=_positive, default=1, help="chunks in flight (default %(default)s)")
+    update.add_argument("--window", type=positive_int, default=1, help="chunks in flight (default %(default)s)")
     update.add_argument("--all-can", action="store_true", help="update every CAN node too (same hardware only)")
     update.set_defaults(func=run_update)
 
@@ -62,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _target(boot)
     boot.add_argument("image", type=Path, help="bootloader .bin/.hex, or a folder (<hw>/*.bin or generic.bin)")
     boot.add_argument("--allow-wrong-hw", action="store_true", help="write a bootloader made for other hardware")
-    boot.add_argument("--window", type=_positive, default=1, help="chunks in flight (default %(default)s)")
+    boot.add_argument("--window", type=positive_int, default=1, help="chunks in flight (default %(default)s)")
     boot.add_argument("--all-can", action="store_true", help="write it to every CAN node too")
     boot.set_defaults(func=run_bootloader)
 
@@ -105,21 +106,6 @@ def _connection_options(parser: argparse.ArgumentParser) -> None:
         "--connect-timeout", type=float, default=5.0, help="wait this long for the port (default %(default)s s)"
     )
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
-
-
-def firmware_version(text: str) -> FirmwareVersion:
-    """argparse type for MAJOR.MINOR."""
-    try:
-        return FirmwareVersion.parse(text)
-    except ProtocolError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
-    return value
 
 
 # --- the target ------------------------------------------------------------------------------------
@@ -292,20 +278,16 @@ def run_info(args: argparse.Namespace) -> int:
 # --- images and uploads ----------------------------------------------------------------------------
 
 
-def load_image(path: Path, kind: ImageKind, rig: StationRig, args: argparse.Namespace) -> Image:
+def image_for(path: Path, kind: ImageKind, rig: StationRig, args: argparse.Namespace) -> Image:
     """A file is loaded as it is; a folder is searched for the board's hardware (read from the board)."""
-    version = getattr(args, "version", None)
-    if path.is_dir():
-        return load_from_folder(path, read_board(rig).hw_name or "", kind, version=version)
-    if kind == ImageKind.BOOTLOADER:
-        return load_bootloader(path)
-    hw = (args.hw,) if args.hw else ()
-    return load_firmware(path, hw_names=hw, version=version)
+    hw_name = read_board(rig).hw_name or "" if path.is_dir() else ""
+    hw = (args.hw,) if getattr(args, "hw", None) else ()
+    return load_image(path, kind, hw_name, hw_names=hw, version=getattr(args, "version", None))
 
 
 def run_update(args: argparse.Namespace) -> int:
     rig = station_rig(args)
-    image = load_image(args.image, ImageKind.FIRMWARE, rig, args)
+    image = image_for(args.image, ImageKind.FIRMWARE, rig, args)
     with PhaseBar(not args.json) as bar:
         result = rig.update(
             image, allow_wrong_hw=args.allow_wrong_hw, window=args.window, progress=bar, all_can=args.all_can
@@ -332,7 +314,7 @@ def run_update(args: argparse.Namespace) -> int:
 
 def run_bootloader(args: argparse.Namespace) -> int:
     rig = station_rig(args)
-    image = load_image(args.image, ImageKind.BOOTLOADER, rig, args)
+    image = image_for(args.image, ImageKind.BOOTLOADER, rig, args)
     if image.hw_names:
         check_hardware(image, read_board(rig).hw_name or "", allow_wrong_hw=args.allow_wrong_hw)
     with PhaseBar(not args.json) as bar:

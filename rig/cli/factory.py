@@ -43,6 +43,7 @@ from rig.records import FAIL, PASS, RecordStore
 from rig.station import StationRig
 
 DEFAULT_JOBS = 8
+WIDE = 160  # table width when stdout is not a terminal
 _LIMITS = ("v_in", "temp_fet", "temp_motor")
 
 
@@ -248,7 +249,10 @@ def run_factory(args: argparse.Namespace) -> int:
     if args.json:
         emit_json({"rack": rack.name, "run_id": run_id, "records": str(args.records), "ok": ok, "boards": results})
     else:
-        Console().print(table(rack.name, run_id, results))
+        console = Console()
+        if not console.is_terminal:  # a log or a pipe: room for the UIDs and the reasons
+            console.width = max(console.width, WIDE)
+        console.print(table(rack.name, run_id, results))
         print(f"records: {args.records} (run {run_id})")
     for r in results:
         if r.verdict != PASS:
@@ -269,7 +273,9 @@ def failure(result: BoardResult) -> str:
 def table(rack_name: str, run_id: str, results: list[BoardResult]) -> Table:
     out = Table(title=f"rack {rack_name}: factory run {run_id}")
     for column in ("station", "verdict", "record", "UID", "hw", "firmware", "failed", "left", "time"):
-        out.add_column(column, overflow="fold", justify="right" if column in ("record", "time") else "left")
+        folds = column in ("failed", "left")
+        justify = "right" if column in ("record", "time") else "left"
+        out.add_column(column, overflow="fold", no_wrap=not folds, justify=justify, ratio=1 if folds else None)
     for r in results:
         verdict = "[green]PASS[/]" if r.verdict == PASS else f"[red]{r.verdict}[/]"
         out.add_row(

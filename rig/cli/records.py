@@ -1,8 +1,8 @@
 """`rig records list|show|export`: the per-board factory records (rig.records), filtered and exported.
 
-    rig records list   [--db PATH] [--station S] [--uid U] [--verdict PASS|FAIL|INCOMPLETE] [--since DATE] [--json]
-    rig records show   ID [--db PATH] [--json]
-    rig records export [filters] [--format csv|json] [-o FILE]
+rig records list   [--db PATH] [--station S] [--uid U] [--verdict PASS|FAIL|INCOMPLETE] [--since DATE] [--json]
+rig records show   ID [--db PATH] [--json]
+rig records export [filters] [--format csv|json] [-o FILE]
 """
 
 from __future__ import annotations

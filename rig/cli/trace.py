@@ -10,8 +10,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from rig.errors import ProtocolError
-from rig.protocol.commands import LATEST, FirmwareVersion, command_table
+from rig.cli.args import firmware_version
+from rig.protocol.commands import LATEST, command_table
 from rig.trace import DecodedTrace, TraceError, TraceEvent, decode_log
 
 PREVIEW_BYTES = 16
@@ -28,18 +28,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "prefixes) into frames per direction: command, payload length, CRC, and garbage between frames.",
     )
     decode.add_argument("file", help="the log file ('-' for standard input)")
-    decode.add_argument("--fw", type=_version, default=None, help=f"firmware version (default {LATEST.version})")
+    decode.add_argument(
+        "--fw", type=firmware_version, default=None, help=f"firmware version (default {LATEST.version})"
+    )
     out = decode.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="one JSON object per frame or garbage run")
     out.add_argument("--plain", action="store_true", help="plain text, one line per frame or garbage run")
     decode.set_defaults(func=run_decode)
-
-
-def _version(text: str) -> FirmwareVersion:
-    try:
-        return FirmwareVersion.parse(text)
-    except ProtocolError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _read(name: str) -> str:

@@ -556,8 +556,11 @@ class SimRack:
             self._control = None
         for thing in (*self._boards.values(), *self._supplies.values()):
             thing.close()  # first: a late relay command must not power a board whose port is closing
-        for probe in self._probes.values():
-            probe.stop()
+        stopping = [threading.Thread(target=probe.stop, daemon=True) for probe in self._probes.values()]
+        for thread in stopping:  # in parallel: each waits out pyocd's 0.5 s server poll
+            thread.start()
+        for thread in stopping:
+            thread.join(JOIN_TIMEOUT_S)
         for served in self._stations.values():
             served.loop.stop()
         self._stations.clear()

@@ -1,0 +1,325 @@
+"""Factory bring-up (rig.factory, `rig factory`) on a simulated rack of blank boards.
+
+Boards are blanked as on the bench: a mass erase through the station's SWD probe, then a power cycle
+through its relay (the board then has no firmware and no USB port). Images are small generated ones
+(64 KB firmware) to keep SWD programming fast; the records are read back with `rig records`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rig.cli import main
+from rig.cli.factory import plans
+from rig.errors import Diagnosis, ImageError
+from rig.factory import FactoryPlan, Limits, Range, bring_up
+from rig.image import Image, load_bootloader, load_firmware
+from rig.protocol.commands import FirmwareVersion
+from rig.rack import load_rack, parse_rack
+from rig.presence import wait_for
+from rig.records import INCOMPLETE, Record, RecordStore
+from rig.sim.device import Mode
+from rig.sim.flash import FLASH_BASE, FLASH_SIZE
+from rig.sim.image import make_bootloader_image, make_firmware_image
+from rig.sim.serve import SimRack
+from rig.station import Bounds, StationRig
+
+REPO = Path(__file__).resolve().parents[2]
+SWD = {"target": "stm32f405rg"}
+BOARDS = ("a", "b", "c", "d")
+RACK = {
+    "name": "factory",
+    "simulated": True,
+    "relay": [{"name": "lcus", "kind": "lcus", "channels": 4}],
+    "station": [
+        *(
+            {"name": n, "relay": f"lcus:{i}", "swd": SWD, "sim": {"hw": "60", "fw": "6.02"}}
+            for i, n in enumerate(BOARDS, 1)
+        ),
+        {"name": "no-relay", "swd": SWD, "sim": {"hw": "60", "fw": "6.02"}},  # a mistake in the rack
+    ],
+}
+SMALL = 64 * 1024
+QUICK = Bounds(settle_s=0.05)
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Iterator[SimRack]:
+    with SimRack(parse_rack(RACK, tmp_path / "factory.toml"), tmp_path / "run") as served:
+        yield served
+
+
+@pytest.fixture
+def images(tmp_path: Path) -> dict[str, Path]:
+    """Bootloader, the firmware SWD writes (6.03) and the target (6.04), for hardware 60."""
+    files = {
+        "bootloader": tmp_path / "bootloader.bin",
+        "swd": tmp_path / "fw-6.03.bin",
+        "target": tmp_path / "fw-6.04.bin",
+    }
+    files["bootloader"].write_bytes(make_bootloader_image())
+    files["swd"].write_bytes(make_firmware_image("60", "6.03", SMALL))
+    files["target"].write_bytes(make_firmware_image("60", "6.04", SMALL))
+    return files
+
+
+def plan(images: dict[str, Path], **options: Any) -> FactoryPlan:
+    firmware = load_firmware(images["target"], hw_names=("60",), version=FirmwareVersion(6, 4))
+    swd = load_firmware(images["swd"], hw_names=("60",), version=FirmwareVersion(6, 3))
+    return FactoryPlan(firmware, load_bootloader(images["bootloader"]), swd_firmware=swd, **options)
+
+
+def station(sim: SimRack, name: str) -> StationRig:
+    return StationRig(sim.resolved, sim.resolved.station(name), bounds=QUICK)
+
+
+def blank(sim: SimRack, *names: str) -> None:
+    """Mass erase over SWD, then power off and on: no firmware, no USB port."""
+    for name in names:
+        board, device = station(sim, name), sim.device(name)
+        try:
+            with board.swd() as session:
+                session.mass_erase()
+            channel = board.power_channel()
+            channel.switch(False)
+            wait_for(lambda: not device.powered, 2.0, f"{name} off", Diagnosis.TIMEOUT, 0.01)
+            channel.switch(True)
+            wait_for(lambda: device.mode == Mode.DEAD, 2.0, f"{name} booted", Diagnosis.TIMEOUT, 0.01)
+        finally:
+            board.close()
+        assert device.flash.is_erased(FLASH_BASE, FLASH_SIZE)
+        assert not device.usb_up and not Path(sim.resolved.station(name).port or "").exists()
+
+
+def rig(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err
+
+
+def checks(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in record["checks"]}
+
+
+def flat(text: str) -> str:
+    return "".join(ch for ch in text if not ch.isspace() and ch not in "│┃━─┏┓┗┛┡┩┣┫╇╈┳┻┼└┘┌┐├┤┬┴")
+
+
+# --- the Show: several blank boards, one with a fault, and the records -------------------------------
+
+
+def test_factory_run_over_blank_boards_one_with_a_fault(
+    sim: SimRack, images: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blank(sim, *BOARDS)
+    sim.fault("d", "bootloader_rejects")  # F2: the bootloader SWD wrote rejects every image
+    db = tmp_path / "records.sqlite"
+    code, out, err = rig(
+        capsys,
+        "factory",
+        "--rack", str(sim.rack_file),
+        *(f"--station={n}" for n in BOARDS),
+        "--firmware", str(images["target"]),
+        "--swd-firmware", str(images["swd"]),
+        "--bootloader", str(images["bootloader"]),
+        "--hw", "60",
+        "--version", "6.04",
+        "--records", str(db),
+        "--run-id", "tray-1",
+        "--json",
+    )  # fmt: skip
+    assert code == 1  # not every board passed
+    doc = json.loads(out)
+    boards = {b["station"]: b for b in doc["boards"]}
+    assert (doc["run_id"], doc["ok"], list(boards)) == ("tray-1", False, list(BOARDS))
+    for name in "abc":
+        good = boards[name]
+        assert (good["verdict"], good["fw"], good["hw"], good["failed_step"]) == ("PASS", "6.04", "60", None)
+        assert good["uid"] == sim.device(name).spec.uid.hex()
+        assert good["left"] == "running firmware 6.04"
+        assert sim.device(name).running
+    bad = boards["d"]
+    assert (bad["verdict"], bad["failed_step"]) == ("FAIL", "firmware over USB")
+    assert bad["diagnosis"] == Diagnosis.BOOTLOADER_MISSING.value
+    assert "still reports 6.03 (expected 6.04)" in bad["reason"]
+    assert bad["left"] == "bootloader and firmware 6.03 written over SWD; powered off"
+    assert not sim.device("d").powered  # left in a known state
+    assert "station d: FAIL: firmware over USB [update did not take" in err
+
+    code, out, _ = rig(capsys, "records", "list", "--db", str(db), "--json")
+    assert code == 0
+    records = {r["station"]: r for r in json.loads(out)}
+    assert {r["status"] for n, r in records.items() if n != "d"} == {"PASS"}
+    assert all(r["run_id"] == "tray-1" and r["hw"] == "60" for r in records.values())
+    good = checks(records["a"])
+    assert good["fw_version"]["value"] == "6.04" and good["uid"]["value"] == sim.device("a").spec.uid.hex()
+    assert (good["v_in"]["low"], good["v_in"]["high"], good["v_in"]["passed"]) == (8.0, 60.0, True)
+    assert good["fault"]["value"] == 0 and good["usb update"]["value"].startswith("6.03 -> 6.04")
+    assert {"mcconf defaults verified", "appconf defaults verified", "swd verified"} <= set(good)
+    assert records["a"]["fw"] == "6.04"
+
+    code, out, _ = rig(capsys, "records", "show", str(records["d"]["id"]), "--db", str(db), "--json")
+    faulted = json.loads(out)
+    assert faulted["status"] == "FAIL" and faulted["fw"] == "6.03"  # the firmware it reached
+    failed = [c for c in faulted["checks"] if not c["passed"]]
+    assert [c["name"] for c in failed] == ["firmware over USB"]
+    assert failed[0]["value"].startswith(f"[{Diagnosis.BOOTLOADER_MISSING.value}] ")
+    assert checks(faulted)["left"]["value"].endswith("powered off")
+    assert "fw_version" not in checks(faulted)  # nothing after the failing step
+
+
+def test_factory_table_merged_flow_and_a_station_without_relay(
+    sim: SimRack, images: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blank(sim, "a")
+    code, out, err = rig(
+        capsys,
+        "factory",
+        "--rack", str(sim.rack_file),
+        "--station", "a",
+        "--station", "no-relay",
+        "--merged",
+        "--firmware", str(images["target"]),
+        "--bootloader", str(images["bootloader"]),
+        "--hw", "60",
+        "--version", "6.04",
+        "--records", str(tmp_path / "records.sqlite"),
+    )  # fmt: skip
+    assert code == 1
+    table = flat(out)
+    assert "PASS" in table and "FAIL" in table
+    assert sim.device("a").spec.uid.hex() in out  # the whole UID, on one line
+    assert "powercycle[powercontrolfailed]:stationno-relayhasnorelaychannelorsupply" in table
+    assert "leftpowered(thestationhasnorelayorsupply)" in table
+    assert "a: swd program ok" in err and "no-relay: power cycle failed" in err
+    assert "firmware over USB" not in err  # merged: nothing over USB
+
+
+# --- bring_up itself ---------------------------------------------------------------------------------
+
+
+def test_telemetry_out_of_limits_fails_the_board_and_powers_it_off(sim: SimRack, images: dict[str, Path]) -> None:
+    blank(sim, "b")
+    sim.swd_fault("b", "swd_disabled_by_firmware")  # F5: only a connect under reset gets through
+    strict = plan(images, merged=True, limits=Limits().override(v_in="30:60"))
+    board = station(sim, "b")
+    try:
+        with RecordStore(sim.run_dir / "records.sqlite") as store:
+            result = bring_up(board, strict, store, "limits")
+            record = store.record(result.record_id or 0)
+    finally:
+        board.close()
+    assert (result.verdict, result.failed_step, result.failed_checks) == ("FAIL", None, ("v_in",))
+    assert result.reason == "out of limits: v_in = 24.1 not in 30..60 V"
+    assert result.left == "running firmware 6.04; powered off" and not sim.device("b").powered
+    by_name = {c.name: c for c in record.checks}
+    assert by_name["swd connect mode"].value == "under-reset"
+    assert (by_name["v_in"].low, by_name["v_in"].high, by_name["v_in"].passed) == (30.0, 60.0, False)
+    assert by_name["temp_fet"].passed and by_name["fault"].passed and by_name["fw_version"].value == "6.04"
+    assert record.status == "FAIL"
+
+
+def test_swd_probe_not_answering_fails_at_connect(sim: SimRack, images: dict[str, Path]) -> None:
+    sim.swd_fault("c", "not_answering")  # F5: wiring, power, a dead MCU
+    board = station(sim, "c")
+    try:
+        with RecordStore(sim.run_dir / "records.sqlite") as store:
+            result = bring_up(board, plan(images), store, "probe")
+            record = store.record(result.record_id or 0)
+    finally:
+        board.close()
+    assert (result.verdict, result.failed_step) == ("FAIL", "swd connect")
+    assert result.diagnosis == Diagnosis.SWD_CONNECT_FAILED.value and "under reset" not in result.left
+    assert result.left == "not touched; powered off" and not sim.device("c").powered
+    assert [c.name for c in record.checks] == ["swd connect", "left"]
+
+
+class Killed(BaseException):
+    """The run dies (SIGKILL, power cut) while storing a check."""
+
+
+class DyingRecord(Record):
+    def check(self, name: str, *args: Any, **kwargs: Any) -> bool:
+        verdict = super().check(name, *args, **kwargs)
+        if name == "power cycle":
+            raise Killed(name)
+        return verdict
+
+
+class DyingStore(RecordStore):
+    def open_record(self, *args: Any, **kwargs: Any) -> Record:
+        return DyingRecord(self, super().open_record(*args, **kwargs).id)
+
+
+def test_a_run_killed_mid_way_keeps_every_check_written_before(sim: SimRack, images: dict[str, Path]) -> None:
+    blank(sim, "a")
+    path = sim.run_dir / "records.sqlite"
+    board = station(sim, "a")
+    try:
+        with DyingStore(path) as store, pytest.raises(Killed):
+            bring_up(board, plan(images), store, "killed")
+    finally:
+        board.close()
+    with RecordStore(path) as reopened:  # a new connection, as after a restart
+        (record,) = reopened.records(run_id="killed")
+    assert record.status == INCOMPLETE
+    assert [c.name for c in record.checks] == [
+        "swd connect",
+        "swd connect mode",
+        "swd mass erase",
+        "swd program",
+        "swd verified",
+        "power cycle",
+    ]
+    assert record.fw == "6.03"  # noted when SWD had written it
+
+
+# --- plans and mistakes ------------------------------------------------------------------------------
+
+
+def test_images_generated_per_station_of_a_simulated_rack(tmp_path: Path) -> None:
+    rack = load_rack(REPO / "fixtures" / "racks" / "sim.toml")
+    args = argparse.Namespace(
+        firmware=None, bootloader=None, swd_firmware=None, hw=None, version=None, merged=False,
+        allow_wrong_hw=False, no_defaults=False, v_in=None, temp_fet=":70", temp_motor="none",
+    )  # fmt: skip
+    made = plans(args, rack, rack.stations, tmp_path)
+    assert list(made) == [s.name for s in rack.stations]
+    versions = {n: (str(p.swd_image.version), str(p.firmware.version), p.firmware.hw_names) for n, p in made.items()}
+    assert versions["esc-602"] == ("6.02", "6.03", ("60",))
+    assert versions["esc-340"] == ("3.40", "3.41", ("410",))
+    limits = made["esc-602"].limits
+    assert limits.temp_fet == Range(None, 70.0, "°C") and limits.temp_motor == Range(None, None, "°C")
+    assert limits.v_in == Limits().v_in
+
+
+def test_factory_mistakes_are_clean_errors(
+    images: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sim_rack = str(REPO / "fixtures" / "racks" / "sim.toml")
+    code, _, err = rig(capsys, "factory", "--rack", sim_rack)
+    assert code == 1 and "not served" in err and "--serve" in err
+    hardware = str(REPO / "fixtures" / "racks" / "example.toml")
+    code, _, err = rig(capsys, "factory", "--rack", hardware)
+    assert code == 1 and "needs --firmware and --bootloader" in err
+    code, _, err = rig(capsys, "factory", "--rack", hardware, "--firmware", str(tmp_path / "nope.bin"))
+    assert code == 1 and "nope.bin: no such firmware file" in err
+    code, _, err = rig(capsys, "factory", "--rack", hardware, "--firmware", str(images["target"]), "--bootloader",
+                       str(images["bootloader"]))  # fmt: skip
+    assert code == 1 and "cannot tell which hardware" in err
+    with pytest.raises(SystemExit):
+        main(["factory", "--rack", hardware, "--v-in", "60:8"])
+    assert "the low limit is above the high one" in capsys.readouterr().err
+
+
+def test_plan_refuses_images_of_the_wrong_kind(images: dict[str, Path]) -> None:
+    firmware: Image = load_firmware(images["target"], hw_names=("60",))
+    with pytest.raises(ImageError, match="is a firmware image, the plan needs a bootloader"):
+        FactoryPlan(firmware, firmware)
