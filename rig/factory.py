@@ -2,7 +2,8 @@
 
 The flow (one board, `bring_up`):
 
-1. SWD: connect (in the station's connect mode; if the target does not answer, again under reset, F5),
+1. Power on (a board left off by an earlier failed run does not answer SWD). SWD: connect (in the
+   station's connect mode; if the target does not answer, again under reset, F5),
    mass erase (also clears read-out protection), program the bootloader *and* a firmware as one
    merged hex, verify by reading back (F4).
 2. Power cycle through the station's relay or supply, with proof (F9): the board now boots what SWD wrote.
@@ -68,15 +69,21 @@ class Range:
         """`LOW:HIGH`, `LOW:` or `:HIGH` (one side open), or `none` (no limit at all)."""
         if text.strip().lower() == "none":
             return cls(None, None, unit)
-        low, sep, high = text.partition(":")
+        low_text, sep, high_text = text.partition(":")
         if not sep:
             raise ValueError(f"{text!r} is not LOW:HIGH (either side may be empty), or none")
-        bounds = tuple(float(x) if x.strip() else None for x in (low, high))
-        if None not in bounds and bounds[0] > bounds[1]:  # type: ignore[operator]
+        try:
+            low = float(low_text) if low_text.strip() else None
+            high = float(high_text) if high_text.strip() else None
+        except ValueError:
+            raise ValueError(f"{text!r}: the limits must be numbers (LOW:HIGH)") from None
+        if low is not None and high is not None and low > high:
             raise ValueError(f"{text!r}: the low limit is above the high one")
-        return cls(bounds[0], bounds[1], unit)
+        return cls(low, high, unit)
 
     def __str__(self) -> str:
+        if self.low is None and self.high is None:
+            return "no limit"
         low = "" if self.low is None else f"{self.low:g}"
         high = "" if self.high is None else f"{self.high:g}"
         return f"{low}..{high} {self.unit}".strip()
@@ -167,7 +174,8 @@ class _BringUp:
         self.plan = plan
         self.record = record
         self.reached = "not touched"
-        self.info: FwVersionReply | None = None
+        self.info: FwVersionReply | None = None  # what the board last reported
+        self.uid_recorded = False
 
     @contextmanager
     def step(self, name: str, **params: object) -> Iterator[None]:
@@ -181,6 +189,11 @@ class _BringUp:
             raise _StepFailed(name, exc) from exc
         self.record.check(name, round(time.monotonic() - started, 3), unit="s", passed=True)
 
+    @property
+    def has_power(self) -> bool:
+        """Whether the station switches the board's power (a relay channel or a supply)."""
+        return self.station.spec.relay is not None or self.station.spec.supply is not None
+
     # --- the steps -----------------------------------------------------------------------------------
 
     def run(self) -> None:
@@ -188,7 +201,7 @@ class _BringUp:
         with self.step("power cycle"):
             cycle = self.station.power_cycle()
         self.record.check("power cycle proof", cycle.proof)
-        self.reached = f"running firmware {self.plan.swd_image.version or '(version unknown)'}"
+        self.reached = "running the firmware written over SWD"
         if not self.plan.merged:
             self.usb_update()
         with self.step("connect"):
@@ -216,6 +229,9 @@ class _BringUp:
     def swd(self) -> None:
         with tempfile.TemporaryDirectory(prefix="rig-factory-") as work:
             image = write_merged_hex(Path(work) / f"{self.station.name}.hex", self.plan.bootloader, self.plan.swd_image)
+            if self.has_power:  # a board left off (say, by a failed run) does not answer SWD
+                with self.step("power on"):
+                    self.station.power_channel().switch(True)
             with self.step("swd connect"):
                 session = self.swd_session()
             try:
@@ -228,7 +244,7 @@ class _BringUp:
                 self.record.check("swd verified", flashed.image_bytes, unit="B")
             finally:
                 session.close()
-        self.reached = f"bootloader and firmware {self.plan.swd_image.version or ''} written over SWD"
+        self.reached = "bootloader and firmware written over SWD"
         self.record.note_firmware(str(self.plan.swd_image.version or ""), image_label(self.plan.bootloader))
 
     def swd_session(self) -> SwdSession:
@@ -257,8 +273,12 @@ class _BringUp:
         self.version_check("fw_version", info.version)
         fits = self.plan.firmware.fits_hw(info.hw_name or "")
         self.record.check("hw_name", info.hw_name or "", passed=bool(fits) or self.plan.allow_wrong_hw)
+        self.uid_check(info)
+
+    def uid_check(self, info: FwVersionReply) -> None:
         uid = info.uid or b""
         self.record.check("uid", uid.hex(), passed=len(uid) == UID_BYTES)
+        self.uid_recorded = True
 
     def version_check(self, name: str, version: FirmwareVersion) -> None:
         expected = self.plan.firmware.version
@@ -275,14 +295,30 @@ class _BringUp:
 
     def leave(self) -> str:
         """Power a failed board off where the station can; say what it reached and how it was left."""
-        spec = self.station.spec
-        if spec.relay is None and spec.supply is None:
-            return f"{self.reached}; left powered (the station has no relay or supply)"
+        reached = self.now_running() or self.reached
+        if not self.has_power:
+            return f"{reached}; left powered (the station has no relay or supply)"
         try:
             self.station.power_channel().switch(False)
         except RigError as exc:
-            return f"{self.reached}; could not power it off ({exc}), left as it was"
-        return f"{self.reached}; powered off"
+            return f"{reached}; could not power it off ({exc}), left as it was"
+        return f"{reached}; powered off"
+
+    def now_running(self) -> str | None:
+        """What the board runs now, if it answers (noted in the record), else None."""
+        try:
+            if not self.station.answers():
+                return None
+            with self.station.connect(bound_s=self.station.bounds.answer_s) as esc:
+                self.info = esc.info
+                assert self.info is not None
+        except RigError as exc:
+            log.info("%s: no answer while leaving it: %s", self.station.name, exc)
+            return None
+        self.record.note_firmware(str(self.info.version))
+        if not self.uid_recorded:
+            self.uid_check(self.info)
+        return f"running firmware {self.info.version}"
 
 
 def image_label(image: Image) -> str:
@@ -320,7 +356,7 @@ def bring_up(station: StationRig, plan: FactoryPlan, store: RecordStore, run_id:
         result.verdict = record.finish()
     result.failed_checks = tuple(c.name for c in failed_checks)
     if result.failed_step is None and failed_checks:
-        result.reason = "out of limits: " + ", ".join(_describe(c) for c in failed_checks)
+        result.reason = "failed checks: " + ", ".join(_describe(c) for c in failed_checks)
     if run.info is not None:
         result.uid = (run.info.uid or b"").hex()
         result.hw = run.info.hw_name or hw

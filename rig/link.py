@@ -51,6 +51,13 @@ class Rfc2217Port(serial.rfc2217.Serial):
             super()._reconfigure_port()
             self._negotiated = settings
 
+    def _internal_raw_write(self, data: bytes) -> None:
+        """Telnet replies; pyserial's reader thread sends them and dies noisily if the server has gone."""
+        try:
+            super()._internal_raw_write(data)
+        except OSError as exc:  # the server closed the connection: the reader sees it and ends the link
+            log.debug("%s: %s", self.portstr, exc)
+
 
 @dataclass(frozen=True)
 class TraceEntry:

@@ -4,7 +4,8 @@ A USB ESC re-enumerates after a power cycle, a jump to the bootloader or a reboo
 back under another device name; it is found again by its USB serial number, through a stable
 by-id style symlink or through pyserial's list_ports. A port exported over the network (ser2net,
 a TCP bridge) never vanishes, so there the reboot is proven through the protocol instead: the
-board stops answering, then answers again with the same UID.
+board stops answering (or the exporter drops a link held across the reboot: ser2net closes its
+client's connection when the device goes away on its host), then answers again with the same UID.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from serial.tools import list_ports
 
-from rig.errors import Diagnosis, RigTimeout
+from rig.errors import Diagnosis, RigError, RigTimeout
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +103,29 @@ def wait_for(condition: Callable[[], bool], bound_s: float, what: str, diagnosis
     return time.monotonic() - start
 
 
-def proof_of(locator: PortLocator) -> str:
-    """What proves a reboot on this port."""
-    return "port re-enumerated" if locator.observable else "protocol: stopped answering, then answered again"
+def proof_of(locator: PortLocator, *, held_link: bool = False) -> str:
+    """What proves a reboot on this port (`held_link`: a network link held across it was dropped)."""
+    if locator.observable:
+        return "port re-enumerated"
+    if held_link:
+        return "protocol: the exporter dropped the link (port gone on its host), then answered again"
+    return "protocol: stopped answering, then answered again"
+
+
+class OtherBoard(RigError):
+    """After a reboot a board with another UID answered: the port (or its exporter) leads to another ESC."""
+
+    diagnosis = Diagnosis.PORT_NEVER_CAME_BACK
+
+
+def same_board(where: str, uid_before: bytes | None, uid_after: bytes | None) -> str:
+    """Words for the proof that the board answering after a reboot is the one from before (same UID);
+    OtherBoard when the UIDs differ. Firmware before 3.09 reports no UID: then nothing is compared."""
+    if uid_before is None or uid_after is None:
+        return "UID not compared (" + ("no answer before" if uid_after is not None else "no UID reported") + ")"
+    if uid_before != uid_after:
+        raise OtherBoard(f"{where}: after the reboot UID {uid_after.hex()} answered, not {uid_before.hex()}")
+    return f"same UID {uid_after.hex()}"
 
 
 def wait_gone(
@@ -115,12 +136,16 @@ def wait_gone(
     *,
     poll_s: float = 0.01,
     diagnosis: Diagnosis = Diagnosis.PORT_NEVER_WENT,
+    dropped: Callable[[], bool] | None = None,
 ) -> float:
-    """Wait until the port is no longer the one it was (or, over a network, the board stops answering)."""
+    """Wait until the port is no longer the one it was (or, over a network, the board stops answering,
+    or `dropped()` says the exporter closed a link held across the reboot)."""
     if locator.observable:
         return wait_for(
             lambda: locator.identity() != before, bound_s, f"port {locator.url} to go away", diagnosis, poll_s
         )
+    if dropped is not None:
+        return wait_for(dropped, bound_s, f"{locator.url} to drop the link held across the reboot", diagnosis, poll_s)
     return wait_for(lambda: not answers(), bound_s, f"{locator.url} to stop answering", diagnosis, poll_s)
 
 
@@ -161,12 +186,14 @@ def wait_reappearance(
     poll_s: float = 0.01,
     back_diagnosis: Diagnosis = Diagnosis.PORT_NEVER_CAME_BACK,
     answer_diagnosis: Diagnosis = Diagnosis.BRICKED,
+    dropped: Callable[[], bool] | None = None,
 ) -> Reappearance:
     """Wait (each phase bounded) until the board has gone, is back, and answers.
 
-    `answers()` must try one bounded FW_VERSION and say whether it got a reply.
+    `answers()` must try one bounded FW_VERSION and say whether it got a reply; on a network port,
+    `dropped()` (if given) says whether a link held across the reboot was closed by the exporter.
     """
-    gone_s = wait_gone(locator, before, answers, gone_timeout_s, poll_s=poll_s)
+    gone_s = wait_gone(locator, before, answers, gone_timeout_s, poll_s=poll_s, dropped=dropped)
     back_s, answer_s = wait_back(
         locator,
         answers,
@@ -178,4 +205,5 @@ def wait_reappearance(
     )
     after = locator.current()
     log.info("%s back as %s: gone %.3f s, back %.3f s, answer %.3f s", locator.url, after, gone_s, back_s, answer_s)
-    return Reappearance(gone_s, back_s, answer_s, before.device if before else None, after, proof_of(locator))
+    proof = proof_of(locator, held_link=dropped is not None)
+    return Reappearance(gone_s, back_s, answer_s, before.device if before else None, after, proof)

@@ -152,7 +152,9 @@ def trace_attachments(station: str, trace: Trace) -> dict[str, str]:
 def _attach_trace(item: pytest.Item) -> None:
     when = item.config.getoption("rig_attach")
     station = item.stash.get(_STATION, None)
-    if station is None or when == "never" or (when == "failed" and not failed_so_far(item)):
+    if station is None or _allure_dir(item.config) is None or when == "never":
+        return
+    if when == "failed" and not failed_so_far(item):
         return
     for name, text in trace_attachments(station.name, station.trace).items():
         allure.attach(text, name=name, attachment_type=AttachmentType.TEXT)
@@ -162,9 +164,8 @@ def _attach_trace(item: pytest.Item) -> None:
 
 
 def _hex_rows(data: bytes) -> list[str]:
-    return [f"{at:06x}: {data[at : at + DIFF_ROW_BYTES].hex(' ')}" for at in range(0, len(data), DIFF_ROW_BYTES)] or [
-        "(empty)"
-    ]
+    rows = range(0, len(data), DIFF_ROW_BYTES)
+    return [f"{at:06x}: {data[at : at + DIFF_ROW_BYTES].hex(' ')}" for at in rows] or ["(empty)"]
 
 
 def config_diff(left: ConfigBlob, right: ConfigBlob) -> str:

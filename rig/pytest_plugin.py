@@ -7,12 +7,14 @@ rack, fault control. Markers say what a test needs, so a station without it skip
 
 A simulated rack (``simulated = true``) is served in-process for the session (under pytest-xdist,
 one simulator per worker); a rack file written by ``rig sim serve`` (``control`` set) is used as it
-is, like hardware. Stations are locked per run, so two workers never use one station at once.
+is, like hardware. A test holds its station through a lease (rig.leases) in the rack file's
+``leases`` directory or ``--lease-dir``, so runs, CI jobs and xdist workers sharing a rack never use
+one station at once; a station held elsewhere for longer than ``--lease-wait`` is skipped, with who
+holds it.
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import tempfile
@@ -28,6 +30,7 @@ from rig.config import ConfigBackup, read_backup, restore
 from rig.errors import RigError
 from rig.esc import Esc
 from rig.image import Image, ImageKind, load_from_folder, load_image
+from rig.leases import LeaseBusy, LeaseStore
 from rig.protocol.commands import FirmwareVersion
 from rig.rack import Rack, Station, load_rack
 from rig.station import Bounds, StationRig
@@ -42,7 +45,7 @@ MARKERS = {
     "sim_only": "needs the simulator (fault injection); skipped on hardware",
     "destructive": "erases or bricks a board on purpose; on hardware only with --allow-destructive",
 }
-LOCK_WAIT_S = 60.0
+LEASE_WAIT_S = 60.0
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -58,6 +61,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--allow-destructive", action="store_true", help="run destructive tests on hardware")
     group.addoption("--rig-dir", default="reports", help="where config backups, traces and images go")
     group.addoption("--sim-speed", type=float, default=0.0, help="simulated time speed (0 instant, 1 real)")
+    group.addoption("--lease-dir", default=None, help="station lease database directory (default: the rack's leases)")
+    group.addoption(
+        "--lease-wait", type=float, default=LEASE_WAIT_S, help="seconds to wait for a station another run holds"
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -84,6 +91,7 @@ class RigSession:
     spec: Rack
     work: Path
     sim: Any = None  # rig.sim.serve.SimRack while a simulated rack is served in-process
+    leases: LeaseStore | None = None
     generated: dict[str, Image] = field(default_factory=dict)
 
 
@@ -179,48 +187,38 @@ def _bounds(session: RigSession) -> Bounds:
     )
 
 
-class StationLock:
-    """An exclusive lock on a station for this process (flock: released by the kernel if we die)."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-
-    def acquire(self, bound_s: float) -> bool:
-        deadline = time.monotonic() + bound_s
-        while True:
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return True
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    return False
-                time.sleep(0.05)
-
-    def release(self) -> None:
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-        os.close(self._fd)
+def _lease_store(config: pytest.Config, rack: Rack, session: RigSession) -> LeaseStore:
+    """The run's lease database: --lease-dir, the rack's `leases`, the in-process simulator's run
+    directory (no other run shares that simulator), else a folder in the system's temporary directory."""
+    directory = config.getoption("lease_dir") or rack.leases
+    if directory is None:
+        directory = session.sim.run_dir if session.sim else Path(tempfile.gettempdir()) / "vesc-rig-leases"
+    if session.leases is None or session.leases.directory != Path(directory):
+        session.leases = LeaseStore(directory)
+    return session.leases
 
 
 @pytest.fixture
 def station(
     request: pytest.FixtureRequest, rack: Rack, rig_session: RigSession, station_name: str
 ) -> Iterator[StationRig]:
-    """One station of the rack, locked for this test; skipped when it lacks what the test's markers need."""
+    """One station of the rack, leased for this test; skipped when it lacks what the test's markers need,
+    or when another run holds it for longer than --lease-wait."""
     spec = rack.station(station_name)
     _skip_unless_capable(request, rack, spec)
-    lock_dir = rig_session.sim.run_dir if rig_session.sim else Path(tempfile.gettempdir()) / "vesc-rig-locks"
-    lock = StationLock(lock_dir / f"{rack.name}-{station_name}.lock")
-    if not lock.acquire(LOCK_WAIT_S):
-        lock.release()
-        pytest.skip(f"station {station_name} is in use by another run (waited {LOCK_WAIT_S:g} s)")
+    store = _lease_store(request.config, rack, rig_session)
+    try:
+        lease = store.acquire(rack.name, station_name, bound_s=request.config.getoption("lease_wait"))
+    except LeaseBusy as exc:
+        pytest.skip(f"station {station_name} is in use by another run: {exc}")
     rig = StationRig(rack, spec, bounds=_bounds(rig_session))
     try:
         yield rig
     finally:
         rig.close()
-        lock.release()
+        lease.release()
+    if lease.lost is not None:
+        raise lease.lost
 
 
 @pytest.fixture

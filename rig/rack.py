@@ -15,7 +15,7 @@ import json
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -169,6 +169,7 @@ class Rack:
     port_dir: str = DEFAULT_PORT_DIR  # simulated racks: where stable port names go, relative to the run dir
     control: str | None = None  # served simulated racks: the simulator's control socket
     path: Path | None = field(default=None, compare=False)
+    leases: str | None = None  # directory of the station lease database shared by runs (rig.leases)
 
     @property
     def served(self) -> bool:
@@ -247,10 +248,22 @@ def parse_rack(data: Mapping[str, Any], path: Path | str = "<rack>") -> Rack:
     stations = tuple(_station(e, simulated, boards, {s.name for s in supplies}) for e in top.tables("station"))
     top.unique("station", [s.name for s in stations])
     top.unique("station", [s.usb_serial for s in stations if s.usb_serial], key="usb_serial")
+    leases = _leases(top, Path(path))
     top.done()
     if not stations:
         raise RackFileError(f"{path}: rack: no [[station]] entries")
-    return Rack(name, stations, relays, supplies, simulated, port_dir or DEFAULT_PORT_DIR, control, Path(path))
+    rack = Rack(name, stations, relays, supplies, simulated, port_dir or DEFAULT_PORT_DIR, control, Path(path))
+    return rack if leases is None else replace(rack, leases=leases)
+
+
+def _leases(top: _Entry, path: Path) -> str | None:
+    """The lease directory: a path (relative ones are relative to the rack file's folder)."""
+    text = top.text("leases")
+    if text is None:
+        return None
+    if "://" in text:
+        top.fail("leases", f"{text!r} is not a directory path (rig.leases keeps an SQLite file in a directory)")
+    return str((path.parent / Path(text).expanduser()).resolve())
 
 
 def _relay(e: _Entry, simulated: bool) -> RelayBoardSpec:
@@ -564,7 +577,7 @@ def _node(node: SimNode) -> dict[str, Any]:
 
 
 def _dump(rack: Rack) -> str:
-    top: dict[str, Any] = {"name": rack.name, "simulated": rack.simulated}
+    top: dict[str, Any] = {"name": rack.name, "simulated": rack.simulated, "leases": rack.leases}
     if rack.simulated:
         top |= {"port_dir": rack.port_dir, "control": rack.control}
     out = _lines(top)

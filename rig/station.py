@@ -18,7 +18,7 @@ from rig.image import Image
 from rig.link import Trace
 from rig.power import PowerChannel, PowerCycleResult, PowerSupply, SupplyOutput, open_relay_board, open_supply
 from rig.power import power_cycle as run_power_cycle
-from rig.presence import PortLocator, wait_for, wait_reappearance
+from rig.presence import PortLocator, same_board, wait_for, wait_reappearance
 from rig.protocol.codecs import FwVersionReply
 from rig.rack import Rack, Station
 from rig.swd import ConnectMode, SwdConfig, SwdSession
@@ -65,6 +65,15 @@ class UpdateResult:
     @property
     def times(self) -> PhaseTimes:
         return self.upload.times
+
+
+def _dropped(esc: Esc) -> bool:
+    """Whether the far end closed this link (a read of what is waiting fails with LinkLost)."""
+    try:
+        esc.link.read(0.0)
+    except LinkLost:
+        return True
+    return False
 
 
 def describe_version(info: FwVersionReply) -> str:
@@ -153,8 +162,12 @@ class StationRig:
 
     def answers(self) -> bool:
         """One short FW_VERSION on a fresh connection: does the board answer right now?"""
+        return self.probe() is not None
+
+    def probe(self) -> FwVersionReply | None:
+        """One short FW_VERSION on a fresh connection: the reply, or None when the board does not answer."""
         if self.locator.current() is None:
-            return False
+            return None
         try:
             esc = Esc.open(
                 self.locator.current() or self.locator.url,
@@ -162,12 +175,11 @@ class StationRig:
                 retries=0,
             )
         except LinkError:
-            return False
+            return None
         try:
-            esc.fw_version()
-            return True
+            return esc.fw_version()
         except RigError:
-            return False
+            return None
         finally:
             esc.close()
 
@@ -193,18 +205,31 @@ class StationRig:
         return self._supply
 
     def power_cycle(self) -> PowerCycleResult:
-        """Off, port gone, settle, on, port back, firmware answers: each phase timed and bounded (F9)."""
+        """Off, port gone, settle, on, port back, firmware answers: each phase timed and bounded (F9).
+
+        A network port cannot be watched: there the board must stop answering, then answer again with
+        the UID it had before (the result's proof says so)."""
         with step("power cycle", station=self.name, channel=str(self.spec.relay or self.spec.supply)):
-            return run_power_cycle(
-                self.power_channel(),
-                locator=self.locator,
-                answers=self.answers,
-                supply=self.supply(),
-                settle_s=self.bounds.settle_s,
-                gone_timeout_s=self.bounds.gone_s,
-                back_timeout_s=self.bounds.back_s,
-                answer_timeout_s=self.bounds.answer_s,
-            )
+            if self.locator.observable:
+                return self._power_cycle()
+            before = self.probe()
+            result = self._power_cycle()
+            after = self.probe()
+            uid_after = after.uid if after else None
+            result.proof += ", " + same_board(self.locator.url, before.uid if before else None, uid_after)
+            return result
+
+    def _power_cycle(self) -> PowerCycleResult:
+        return run_power_cycle(
+            self.power_channel(),
+            locator=self.locator,
+            answers=self.answers,
+            supply=self.supply(),
+            settle_s=self.bounds.settle_s,
+            gone_timeout_s=self.bounds.gone_s,
+            back_timeout_s=self.bounds.back_s,
+            answer_timeout_s=self.bounds.answer_s,
+        )
 
     # --- firmware over USB -------------------------------------------------------------------------
 
@@ -228,7 +253,18 @@ class StationRig:
         except BaseException:
             esc.close()
             raise
-        jump(esc, all_can=all_can)
+        # A network port cannot be watched: the link is held across the jump instead, and its exporter
+        # dropping it proves the port went away on its host (however fast the board comes back).
+        held = None if self.locator.observable else esc
+        if held is None:
+            jump(esc, all_can=all_can)
+        else:
+            try:
+                with step("jump to bootloader", all_can=all_can):
+                    held.jump_to_bootloader(all_can=all_can)
+            except BaseException:
+                held.close()
+                raise
         if progress:
             progress("boot", 0, 1)
         try:
@@ -242,11 +278,15 @@ class StationRig:
                     answer_timeout_s=self.bounds.answer_s,
                     back_diagnosis=Diagnosis.UNRESPONSIVE_AFTER_UPDATE,
                     answer_diagnosis=Diagnosis.UNRESPONSIVE_AFTER_UPDATE,
+                    dropped=None if held is None else lambda: _dropped(held),
                 )
         except RigTimeout as exc:
             raise UpdateError(
                 f"station {self.name} after the update: {exc}", diagnosis=Diagnosis.UNRESPONSIVE_AFTER_UPDATE
             ) from exc
+        finally:
+            if held is not None:
+                held.close()
         upload.times.boot_s = back.gone_s + back.back_s
         upload.times.ready_s = back.answer_s
         with self.connect() as esc, step("check the new version", expected=str(image.version)):
@@ -254,10 +294,9 @@ class StationRig:
             assert after is not None
             check_update_took(before, after, image)
             nodes = check_nodes_agree(esc, node_ids, after) if all_can else {}
-        log.info(
-            "%s: %s -> %s in %.3f s (%s)", self.name, before.version, after.version, upload.times.total_s, back.proof
-        )
-        return UpdateResult(upload, before, after, back.proof, nodes)
+        proof = f"{back.proof}, {same_board(self.locator.url, before.uid, after.uid)}"
+        log.info("%s: %s -> %s in %.3f s (%s)", self.name, before.version, after.version, upload.times.total_s, proof)
+        return UpdateResult(upload, before, after, proof, nodes)
 
     def upload_bootloader(
         self, image: Image, *, window: int = 1, progress: Progress | None = None, all_can: bool = False

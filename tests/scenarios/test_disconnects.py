@@ -20,6 +20,7 @@ from rig.config import ConfigBackup, check_not_mixed
 from rig.errors import LinkLost, RigTimeout
 from rig.esc import Esc
 from rig.image import Image, upload_form
+from rig.presence import wait_gone
 from rig.protocol.codecs import ConfigBlob, ConfigKind, GetConfig, SetConfig, WriteNewAppData, encode
 from rig.protocol.framing import encode_frame
 from rig.station import StationRig
@@ -46,8 +47,15 @@ def _open(station: StationRig, method: str) -> Esc:
     return esc
 
 
+def _power_off(station: StationRig) -> None:
+    """Cut the power and wait (bounded) until the port is gone: a relay like the LCUS acts a moment later."""
+    before = station.locator.identity()
+    station.power_channel().switch(False)
+    wait_gone(station.locator, before, station.answers, station.bounds.gone_s)
+
+
 def _arm(station: StationRig, esc: Esc, method: str, after: int, direction: str = "tx") -> None:
-    action = (lambda: station.power_channel().switch(False)) if method == "power cut" else None
+    action = (lambda: _power_off(station)) if method == "power cut" else None
     esc.link.cut_after(after, direction, action)  # type: ignore[arg-type]
 
 

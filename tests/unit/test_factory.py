@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,9 @@ from rig.cli.factory import plans
 from rig.errors import Diagnosis, ImageError
 from rig.factory import FactoryPlan, Limits, Range, bring_up
 from rig.image import Image, load_bootloader, load_firmware
+from rig.presence import wait_for
 from rig.protocol.commands import FirmwareVersion
 from rig.rack import load_rack, parse_rack
-from rig.presence import wait_for
 from rig.records import INCOMPLETE, Record, RecordStore
 from rig.sim.device import Mode
 from rig.sim.flash import FLASH_BASE, FLASH_SIZE
@@ -88,13 +88,18 @@ def blank(sim: SimRack, *names: str) -> None:
                 session.mass_erase()
             channel = board.power_channel()
             channel.switch(False)
-            wait_for(lambda: not device.powered, 2.0, f"{name} off", Diagnosis.TIMEOUT, 0.01)
+            until(lambda d=device: not d.powered, f"{name} off")
             channel.switch(True)
-            wait_for(lambda: device.mode == Mode.DEAD, 2.0, f"{name} booted", Diagnosis.TIMEOUT, 0.01)
+            until(lambda d=device: d.mode == Mode.DEAD, f"{name} booted")
         finally:
             board.close()
         assert device.flash.is_erased(FLASH_BASE, FLASH_SIZE)
         assert not device.usb_up and not Path(sim.resolved.station(name).port or "").exists()
+
+
+def until(condition: Callable[[], bool], what: str) -> None:
+    """The simulated relay switches in its own thread: wait (bounded) for what it did."""
+    wait_for(condition, 2.0, what, Diagnosis.TIMEOUT, 0.01)
 
 
 def rig(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -108,8 +113,20 @@ def checks(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["name"]: c for c in record["checks"]}
 
 
-def flat(text: str) -> str:
-    return "".join(ch for ch in text if not ch.isspace() and ch not in "│┃━─┏┓┗┛┡┩┣┫╇╈┳┻┼└┘┌┐├┤┬┴")
+def table_rows(text: str) -> dict[str, dict[str, str]]:
+    """The cells of a rich table by its first column, wrapped cells joined again."""
+    header = next(line for line in text.splitlines() if line.startswith("┃"))
+    columns = [c.strip() for c in header.strip("┃").split("┃")]
+    rows: dict[str, dict[str, str]] = {}
+    for line in text.splitlines():
+        if not line.startswith("│"):
+            continue
+        cells = [c.strip() for c in line.strip("│").split("│")]
+        if cells[0]:
+            row = rows[cells[0]] = dict.fromkeys(columns, "")
+        for column, cell in zip(columns, cells, strict=True):
+            row[column] = f"{row[column]} {cell}".strip()
+    return rows
 
 
 # --- the Show: several blank boards, one with a fault, and the records -------------------------------
@@ -120,6 +137,12 @@ def test_factory_run_over_blank_boards_one_with_a_fault(
 ) -> None:
     blank(sim, *BOARDS)
     sim.fault("d", "bootloader_rejects")  # F2: the bootloader SWD wrote rejects every image
+    left_off = station(sim, "b")  # as a failed run leaves a board: the factory must switch it on for SWD
+    try:
+        left_off.power_channel().switch(False)
+        until(lambda: not sim.device("b").powered, "b off")
+    finally:
+        left_off.close()
     db = tmp_path / "records.sqlite"
     code, out, err = rig(
         capsys,
@@ -149,8 +172,9 @@ def test_factory_run_over_blank_boards_one_with_a_fault(
     assert (bad["verdict"], bad["failed_step"]) == ("FAIL", "firmware over USB")
     assert bad["diagnosis"] == Diagnosis.BOOTLOADER_MISSING.value
     assert "still reports 6.03 (expected 6.04)" in bad["reason"]
-    assert bad["left"] == "bootloader and firmware 6.03 written over SWD; powered off"
-    assert not sim.device("d").powered  # left in a known state
+    assert (bad["uid"], bad["fw"]) == (sim.device("d").spec.uid.hex(), "6.03")  # asked before powering it off
+    assert bad["left"] == "running firmware 6.03; powered off"  # what it answered before it was switched off
+    until(lambda: not sim.device("d").powered, "d off")  # left in a known state
     assert "station d: FAIL: firmware over USB [update did not take" in err
 
     code, out, _ = rig(capsys, "records", "list", "--db", str(db), "--json")
@@ -193,11 +217,14 @@ def test_factory_table_merged_flow_and_a_station_without_relay(
         "--records", str(tmp_path / "records.sqlite"),
     )  # fmt: skip
     assert code == 1
-    table = flat(out)
-    assert "PASS" in table and "FAIL" in table
-    assert sim.device("a").spec.uid.hex() in out  # the whole UID, on one line
-    assert "powercycle[powercontrolfailed]:stationno-relayhasnorelaychannelorsupply" in table
-    assert "leftpowered(thestationhasnorelayorsupply)" in table
+    rows = table_rows(out)
+    assert rows["a"]["verdict"] == "PASS" and rows["a"]["UID"] == sim.device("a").spec.uid.hex()
+    assert (rows["a"]["firmware"], rows["a"]["left"]) == ("6.04", "running firmware 6.04")
+    assert rows["no-relay"]["verdict"] == "FAIL"
+    assert rows["no-relay"]["failed"].startswith("power cycle [power control failed]: station no-relay has no relay")
+    # SWD wrote the flash, but without a power cycle the board still runs what it ran before
+    assert rows["no-relay"]["left"] == "running firmware 6.02; left powered (the station has no relay or supply)"
+    assert "station no-relay: FAIL: power cycle [power control failed]: station no-relay has no relay channel" in err
     assert "a: swd program ok" in err and "no-relay: power cycle failed" in err
     assert "firmware over USB" not in err  # merged: nothing over USB
 
@@ -217,8 +244,9 @@ def test_telemetry_out_of_limits_fails_the_board_and_powers_it_off(sim: SimRack,
     finally:
         board.close()
     assert (result.verdict, result.failed_step, result.failed_checks) == ("FAIL", None, ("v_in",))
-    assert result.reason == "out of limits: v_in = 24.1 not in 30..60 V"
-    assert result.left == "running firmware 6.04; powered off" and not sim.device("b").powered
+    assert result.reason == "failed checks: v_in = 24.1 not in 30..60 V"
+    assert result.left == "running firmware 6.04; powered off"
+    until(lambda: not sim.device("b").powered, "b off")
     by_name = {c.name: c for c in record.checks}
     assert by_name["swd connect mode"].value == "under-reset"
     assert (by_name["v_in"].low, by_name["v_in"].high, by_name["v_in"].passed) == (30.0, 60.0, False)
@@ -236,9 +264,11 @@ def test_swd_probe_not_answering_fails_at_connect(sim: SimRack, images: dict[str
     finally:
         board.close()
     assert (result.verdict, result.failed_step) == ("FAIL", "swd connect")
-    assert result.diagnosis == Diagnosis.SWD_CONNECT_FAILED.value and "under reset" not in result.left
-    assert result.left == "not touched; powered off" and not sim.device("c").powered
-    assert [c.name for c in record.checks] == ["swd connect", "left"]
+    assert result.diagnosis == Diagnosis.SWD_CONNECT_FAILED.value
+    assert "under_reset connect" in (result.reason or "")  # tried under reset too
+    assert result.left == "running firmware 6.02; powered off"  # still the shipped firmware: SWD wrote nothing
+    until(lambda: not sim.device("c").powered, "c off")
+    assert [c.name for c in record.checks] == ["power on", "swd connect", "uid", "left"]
 
 
 class Killed(BaseException):
@@ -271,6 +301,7 @@ def test_a_run_killed_mid_way_keeps_every_check_written_before(sim: SimRack, ima
         (record,) = reopened.records(run_id="killed")
     assert record.status == INCOMPLETE
     assert [c.name for c in record.checks] == [
+        "power on",
         "swd connect",
         "swd connect mode",
         "swd mass erase",

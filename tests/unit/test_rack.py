@@ -236,3 +236,14 @@ def test_served_sim_rack_is_recognised(tmp_path: Path) -> None:
     rack: Rack = load_rack(write(tmp_path, text))
     assert rack.served and rack.control == "/tmp/x/control.sock"
     assert rack.station("esc1").link_url == "/tmp/x/by-id/p"
+
+
+def test_lease_directory_is_a_path_relative_to_the_rack_file(tmp_path: Path) -> None:
+    rack = load_rack(write(tmp_path, 'leases = "shared/leases"\n' + REAL))
+    assert rack.leases == str((tmp_path / "shared" / "leases").resolve())
+    assert load_rack(write(tmp_path, 'leases = "/srv/rig"\n' + REAL)).leases == "/srv/rig"
+    assert load_rack(write(tmp_path, REAL)).leases is None
+    again = parse_rack(tomllib.loads(rack.to_toml()), tmp_path / "again.toml")
+    assert again == rack
+    fails(tmp_path, 'leases = "redis://rack-host:6379"\n' + REAL, "rack", "'leases'", "not a directory path")
+    fails(tmp_path, "leases = 3\n" + REAL, "rack", "'leases'", "must be a string")
