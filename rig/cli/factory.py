@@ -199,6 +199,9 @@ def run_station(rack: Rack, spec: Station, plan: FactoryPlan, records: Path, run
 
 def run_all(rack: Rack, chosen: dict[str, FactoryPlan], records: Path, run_id: str, jobs: int) -> list[BoardResult]:
     """Every chosen station's bring-up, at most `jobs` at once; results in the order of `chosen`."""
+    # Create the store (WAL mode, schema) before the threads: several connections opening a NEW SQLite
+    # file at once fail at once with "database is locked" (switching to WAL takes an exclusive lock).
+    RecordStore(records).close()
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="factory") as pool:
         futures = [
             pool.submit(run_station, rack, rack.station(name), plan, records, run_id) for name, plan in chosen.items()

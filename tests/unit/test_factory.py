@@ -216,7 +216,7 @@ def test_factory_table_merged_flow_and_a_station_without_relay(
         "--version", "6.04",
         "--records", str(tmp_path / "records.sqlite"),
     )  # fmt: skip
-    assert code == 1
+    assert code == 1 and out, err
     rows = table_rows(out)
     assert rows["a"]["verdict"] == "PASS" and rows["a"]["UID"] == sim.device("a").spec.uid.hex()
     assert (rows["a"]["firmware"], rows["a"]["left"]) == ("6.04", "running firmware 6.04")

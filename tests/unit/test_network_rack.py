@@ -46,6 +46,7 @@ START_BOUND_S = 5.0
 STOP_BOUND_S = 3.0
 SUITE_BOUND_S = 900.0
 RFC2217 = ("esc-602", "esc-340")  # the other stations are exported as raw TCP
+DROPPED_PROOF = "protocol: the exporter dropped the link (port gone on its host), then answered again"
 QUICK = "test_update_to_candidate or test_power_cycle_and_time or test_config_round_trip or test_config_write_cut"
 
 
@@ -128,7 +129,11 @@ def network_rack(resolved: Rack, ser2net: Ser2net) -> Rack:
     stations = []
     for station in resolved.stations:
         port = ser2net.ports[station.name.replace("-", "_")]
-        url = f"rfc2217://127.0.0.1:{port}?ign_set_control" if station.name in RFC2217 else f"socket://127.0.0.1:{port}"
+        url = (
+            f"rfc2217://127.0.0.1:{port}?ign_set_control&timeout=1"
+            if station.name in RFC2217
+            else f"socket://127.0.0.1:{port}"
+        )
         stations.append(replace(station, port=None, url=url, usb_serial=None, sim=None))
     return replace(
         resolved,
@@ -137,7 +142,6 @@ def network_rack(resolved: Rack, ser2net: Ser2net) -> Rack:
         stations=tuple(stations),
         simulated=False,
         control=None,
-        port_dir="by-id",
     )
 
 
@@ -198,12 +202,12 @@ def test_power_cycle_through_the_exporters_proves_the_reboot_with_the_same_uid(e
 
 def test_another_board_answering_after_the_cycle_is_refused(exported: Exported, monkeypatch) -> None:  # noqa: ANN001
     rig = StationRig(exported.rack, exported.rack.station("esc-502"), bounds=Bounds(settle_s=0.1))
-    replies = iter([b"\x01" * 12, b"\x02" * 12])
+    uids = [b"\x01" * 12]  # the first answer (before the cycle); every later one comes from another board
     real_probe = rig.probe
 
     def probe() -> FwVersionReply | None:
         reply = real_probe()
-        return None if reply is None else replace(reply, uid=next(replies))
+        return None if reply is None else replace(reply, uid=uids.pop() if uids else b"\x02" * 12)
 
     monkeypatch.setattr(rig, "probe", probe)
     try:
@@ -230,10 +234,7 @@ def test_update_through_ser2net_is_proven_by_the_dropped_link(exported: Exported
     uid = exported.sim.device("esc-602").spec.uid.hex()
     assert str(up.after.version) == "6.03" and str(down.after.version) == "6.02"
     for result in (up, down):
-        assert (
-            result.proof
-            == f"protocol: the exporter dropped the link (port gone on its host), then answered again, same UID {uid}"
-        )
+        assert result.proof == f"{DROPPED_PROOF}, same UID {uid}"
 
 
 def test_same_board_words_and_refusal() -> None:
