@@ -7,7 +7,7 @@ RACK   ?= fixtures/racks/sim.toml
 REPORTS ?= reports
 PYTEST_ARGS ?=
 
-.PHONY: setup test run bench bench-baseline bench-compare lint clean
+.PHONY: setup test run report bench bench-baseline bench-compare lint clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "vesc-rig needs Python 3.11 or newer")'
@@ -25,8 +25,14 @@ test: setup
 # The scenario suite on the embedded simulated rack, with reports under $(REPORTS)/.
 run: setup
 	@mkdir -p $(REPORTS)
-	$(BIN)/pytest tests/scenarios --rack $(RACK) --alluredir $(REPORTS)/allure-results \
+	$(BIN)/pytest tests/scenarios --rack $(RACK) --alluredir $(REPORTS)/allure-results --clean-alluredir \
 		--junitxml $(REPORTS)/junit.xml $(PYTEST_ARGS)
+
+# HTML report of the last `make run` with the real Allure 3 CLI (npm, installed into .allure/); JUnit XML beside it.
+report: setup
+	scripts/install-allure.sh
+	$(BIN)/python -m rig.allure_report $(REPORTS)/allure-results -o $(REPORTS)/allure-report
+	@echo "JUnit XML: $(REPORTS)/junit.xml"
 
 BENCH_DIR   ?= $(REPORTS)/benchmarks
 BENCH_STORE := file://$(abspath $(BENCH_DIR))/saved
@@ -57,4 +63,4 @@ lint: setup
 	$(BIN)/ruff format --check rig tests
 
 clean:
-	rm -rf $(VENV) $(REPORTS) .pytest_cache .ruff_cache .hypothesis .benchmarks *.egg-info
+	rm -rf $(VENV) $(REPORTS) .allure .pytest_cache .ruff_cache .hypothesis .benchmarks *.egg-info

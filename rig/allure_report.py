@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from rig.errors import RigError
+from rig.errors import Diagnosis, RigError
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,8 @@ SUITE_LABELS = ["parentSuite", "suite", "subSuite"]  # the results tree by suite
 
 class ReportError(RigError):
     """The results or the Allure command line are missing, or the report could not be made."""
+
+    diagnosis = Diagnosis.REPORT
 
 
 def report_config(results: Path, output: Path, name: str = REPORT_NAME) -> dict[str, object]:

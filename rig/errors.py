@@ -30,6 +30,8 @@ class Diagnosis(StrEnum):
     PORT_NEVER_CAME_BACK = "port never came back after power on"
     BRICKED = "bricked: no answer after power cycle"
     RACK_FILE = "rack file error"
+    RECORDS = "record store error"
+    REPORT = "report generation failed"
     SIM = "simulator error"
 
 

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from rig.errors import RigError
+from rig.errors import Diagnosis, RigError
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,8 @@ CREATE INDEX IF NOT EXISTS checks_record ON checks (record_id);
 
 class RecordError(RigError):
     """The record store cannot be opened, written or read (the message names the file)."""
+
+    diagnosis = Diagnosis.RECORDS
 
 
 def _now() -> str:
