@@ -66,7 +66,7 @@ class LeaseBusy(RigTimeout):
 
     def __init__(self, rack: str, station: str, holder: LeaseInfo | None, bound_s: float) -> None:
         by = f"held by {holder.holder} until {holder.expires_text}" if holder else "held by another run"
-        super().__init__(f"station {station} of rack {rack} ({by})", bound_s)
+        super().__init__(f"lease on station {station} of rack {rack} ({by})", bound_s)
         self.holder = holder
 
 

@@ -341,7 +341,7 @@ def test_waiting_for_a_held_station_is_bounded(tmp_path: Path) -> None:
     store = LeaseStore(tmp_path)
     with store.acquire("rack", "esc1", bound_s=1.0, holder="job-1"):
         start = time.monotonic()
-        with pytest.raises(LeaseBusy, match=r"station esc1 of rack rack \(held by job-1 until .*within 0.3 s"):
+        with pytest.raises(LeaseBusy, match=r"lease on station esc1 of rack rack \(held by job-1 until .*within 0.3 s"):
             store.acquire("rack", "esc1", bound_s=0.3, holder="job-2")
         assert time.monotonic() - start < 1.0
 
