@@ -31,7 +31,7 @@ run: setup
 # HTML report of the last `make run` with the real Allure 3 CLI (npm, installed into .allure/); JUnit XML beside it.
 report: setup
 	scripts/install-allure.sh
-	$(BIN)/python -m rig.allure_report $(REPORTS)/allure-results -o $(REPORTS)/allure-report
+	$(BIN)/python -m rig.report.allure_html $(REPORTS)/allure-results -o $(REPORTS)/allure-report
 	@echo "JUnit XML: $(REPORTS)/junit.xml"
 
 BENCH_DIR   ?= $(REPORTS)/benchmarks
@@ -44,7 +44,7 @@ BENCH_RUN    = $(BIN)/pytest tests/benchmarks --benchmark-only --benchmark-stora
 bench: setup
 	@mkdir -p $(BENCH_DIR)
 	$(BENCH_RUN) $(PYTEST_ARGS)
-	$(BIN)/python -m rig.throughput_chart $(BENCH_DIR)/latest.json -o $(BENCH_DIR)/throughput.svg
+	$(BIN)/python -m rig.report.throughput_chart $(BENCH_DIR)/latest.json -o $(BENCH_DIR)/throughput.svg
 
 # Release regression: on the release, `make bench-baseline` saves a run under $(BENCH_DIR)/saved/;
 # on a candidate, `make bench-compare [BASELINE=0001]` fails if any benchmark's mean is >10% slower
@@ -56,7 +56,7 @@ bench-baseline: setup
 bench-compare: setup
 	@mkdir -p $(BENCH_DIR)
 	$(BENCH_RUN) --benchmark-compare$(if $(BASELINE),=$(BASELINE)) --benchmark-compare-fail mean:10% $(PYTEST_ARGS)
-	$(BIN)/python -m rig.throughput_chart $(BENCH_DIR)/latest.json -o $(BENCH_DIR)/throughput.svg
+	$(BIN)/python -m rig.report.throughput_chart $(BENCH_DIR)/latest.json -o $(BENCH_DIR)/throughput.svg
 
 lint: setup
 	$(BIN)/ruff check rig tests

@@ -24,15 +24,15 @@ from rich.table import Table
 from serial.tools import list_ports
 
 from rig.cli.args import firmware_version, positive_int
-from rig.config import KINDS, ConfigBackup, read_backup, restore
+from rig.firmware.config import KINDS, ConfigBackup, read_backup, restore
 from rig.errors import ConfigError, Diagnosis, LinkError
-from rig.esc import Timeouts
-from rig.image import Image, ImageKind, check_hardware, load_image
+from rig.client.esc import Timeouts
+from rig.firmware.image import Image, ImageKind, check_hardware, load_image
 from rig.protocol.codecs import ConfigBlob, FwVersionReply
 from rig.protocol.commands import FirmwareVersion
-from rig.rack import Rack, Station
-from rig.station import Bounds, StationRig
-from rig.update import PhaseTimes, UploadResult
+from rig.station.rack import Rack, Station
+from rig.station.bench import Bounds, StationRig
+from rig.firmware.update import PhaseTimes, UploadResult
 
 EXIT_DIFFERENT = 3  # `config diff`: both sides read fine, and they differ
 DIFF_OFFSETS_SHOWN = 8
@@ -202,7 +202,7 @@ def times_json(times: PhaseTimes, phases: tuple[str, ...] | None = None) -> dict
 
 
 class PhaseBar:
-    """The Progress callback of rig.update as a rich progress bar on stderr, one bar per phase."""
+    """The Progress callback of rig.firmware.update as a rich progress bar on stderr, one bar per phase."""
 
     def __init__(self, enabled: bool) -> None:
         self.progress = Progress(
@@ -222,7 +222,7 @@ class PhaseBar:
         self.progress.update(self.tasks[phase], completed=done, total=total)
 
     def finish(self) -> None:
-        """Mark every phase so far as complete (rig.update reports a phase's start, not always its end)."""
+        """Mark every phase so far as complete (rig.firmware.update reports a phase's start, not always its end)."""
         for task in self.tasks.values():
             self.progress.update(task, completed=self.progress.tasks[task].total)
 

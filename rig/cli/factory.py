@@ -1,4 +1,4 @@
-"""`rig factory --rack FILE`: bring up blank boards on many stations at once (rig.factory), with records.
+"""`rig factory --rack FILE`: bring up blank boards on many stations at once (rig.factory.flow), with records.
 
 Each station runs in its own thread (at most --jobs at a time; a station's probe, relay and port are its
 own). Every board gets a record in the record store (--records, SQLite: `rig records` reads it), and the
@@ -35,12 +35,12 @@ from rig.cli.rack import served
 from rig.cli.records import DEFAULT_DB
 from rig.errors import ImageError, RigError
 from rig.events import subscribe, unsubscribe
-from rig.factory import BoardResult, FactoryPlan, Limits, Range, bring_up
-from rig.image import Image, ImageKind, load_bootloader, load_firmware, load_from_folder
+from rig.factory.flow import BoardResult, FactoryPlan, Limits, Range, bring_up
+from rig.firmware.image import Image, ImageKind, load_bootloader, load_firmware, load_from_folder
 from rig.protocol.commands import FirmwareVersion
-from rig.rack import Rack, Station, load_rack
-from rig.records import FAIL, PASS, RecordStore
-from rig.station import StationRig
+from rig.station.rack import Rack, Station, load_rack
+from rig.factory.records import FAIL, PASS, RecordStore
+from rig.station.bench import StationRig
 
 DEFAULT_JOBS = 8
 WIDE = 160  # table width when stdout is not a terminal

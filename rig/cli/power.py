@@ -1,9 +1,9 @@
 """`rig power on|off|cycle STATION --rack FILE [--json]`: switch a station's power, or power-cycle it with proof.
 
-The station's relay channel (or supply output) comes from the rack file, through rig.station.StationRig, so the
+The station's relay channel (or supply output) comes from the rack file, through rig.station.bench.StationRig, so the
 command works the same against hardware and against a simulated rack served by `rig sim serve` (give it the
 resolved rack, `<run dir>/rack.toml`). `off` waits (bounded) until the ESC's port has gone, `on` until it is
-back and the firmware answers FW_VERSION (`--no-wait` only switches); `cycle` runs rig.power.cycle and prints
+back and the firmware answers FW_VERSION (`--no-wait` only switches); `cycle` runs rig.hardware.power.cycle and prints
 every phase's time and what proved it (F9).
 """
 
@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from rig.errors import PowerError, RigTimeout
-from rig.presence import wait_back, wait_gone
-from rig.rack import load_rack
-from rig.station import Bounds, StationRig
+from rig.transport.presence import wait_back, wait_gone
+from rig.station.rack import load_rack
+from rig.station.bench import Bounds, StationRig
 
 _DEFAULT = Bounds()
 _PHASES = ("switch", "off", "gone", "settle", "on", "back", "answer")  # in the order they happen

@@ -26,11 +26,11 @@ from rich.table import Table
 
 from rig.cli.esc import emit_json
 from rig.errors import RackFileError, RigError
-from rig.esc import Timeouts
-from rig.presence import PortLocator
-from rig.rack import Rack, Station, load_rack
-from rig.station import Bounds, StationRig
-from rig.swd import SwdSession
+from rig.client.esc import Timeouts
+from rig.transport.presence import PortLocator
+from rig.station.rack import Rack, Station, load_rack
+from rig.station.bench import Bounds, StationRig
+from rig.hardware.swd import SwdSession
 
 log = logging.getLogger(__name__)
 

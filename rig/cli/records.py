@@ -1,4 +1,4 @@
-"""`rig records list|show|export`: the per-board factory records (rig.records), filtered and exported.
+"""`rig records list|show|export`: the per-board factory records (rig.factory.records), filtered and exported.
 
 rig records list   [--db PATH] [--station S] [--uid U] [--verdict PASS|FAIL|INCOMPLETE] [--since DATE] [--json]
 rig records show   ID [--db PATH] [--json]
@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from rig.cli.esc import emit_json
-from rig.records import FAIL, PASS, VERDICTS, BoardRecord, RecordError, RecordStore, write_csv, write_json
+from rig.factory.records import FAIL, PASS, VERDICTS, BoardRecord, RecordError, RecordStore, write_csv, write_json
 
 DEFAULT_DB = Path("reports") / "records.sqlite"
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import rig
-from rig.rack import Rack, Station, load_rack
+from rig.station.rack import Rack, Station, load_rack
 from rig.sim.serve import SimRack
 
 DEFAULT_RACK = Path(rig.__file__).resolve().parent.parent / "fixtures" / "racks" / "sim.toml"

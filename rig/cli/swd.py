@@ -1,9 +1,9 @@
 """`rig swd flash|erase|verify`: program, erase and verify a board over SWD through pyocd (F4, F5).
 
 The probe is reached either through a rack file (`--rack FILE --station S`: the station's [station.swd] probe,
-target, clock and connect mode, through rig.station.StationRig) or directly (`--probe ID [--target T]`; ID is a
+target, clock and connect mode, through rig.station.bench.StationRig) or directly (`--probe ID [--target T]`; ID is a
 USB probe's unique id, or `remote:HOST:PORT` of a pyocd probe server such as the one `rig sim serve` prints).
-`--frequency` and `--under-reset` apply to both. A rich progress bar on stderr follows rig.swd's progress
+`--frequency` and `--under-reset` apply to both. A rich progress bar on stderr follows rig.hardware.swd's progress
 callback; erase, program and verify times are reported separately (`--json`: one object on stdout).
 """
 
@@ -23,11 +23,11 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from rig.errors import ImageError
-from rig.rack import load_rack
+from rig.station.rack import load_rack
 from rig.sim.flash import BOOTLOADER_BASE
-from rig.station import StationRig
-from rig.swd import FIRMWARE_BASE, ConnectMode, Image, SwdConfig, SwdSession
-from rig.swd_target import TARGET_NAME
+from rig.station.bench import StationRig
+from rig.hardware.swd import FIRMWARE_BASE, ConnectMode, Image, SwdConfig, SwdSession
+from rig.hardware.swd_target import TARGET_NAME
 
 ADDRESS_NAMES = {"firmware": FIRMWARE_BASE, "bootloader": BOOTLOADER_BASE}
 _SUFFIXES = {"k": 1e3, "m": 1e6}
@@ -211,7 +211,7 @@ def session_for(args: argparse.Namespace, progress: Callable[[str, float], None]
 
 @contextmanager
 def _connected(session: SwdSession, bar: ProgressBar) -> Iterator[float]:
-    """Open the session (bounded, retried by rig.swd) for the block; yields the seconds the connect took."""
+    """Open the session (bounded, retried by rig.hardware.swd) for the block; yields the seconds the connect took."""
     task = bar.busy(f"connect {session.config.probe_id}")
     started = time.monotonic()
     with session:
@@ -238,7 +238,7 @@ def _segments(image: Image) -> list[dict[str, int]]:
 
 
 class ProgressBar:
-    """rich progress on stderr, fed by rig.swd's (phase, fraction) callback from its worker thread.
+    """rich progress on stderr, fed by rig.hardware.swd's (phase, fraction) callback from its worker thread.
 
     pyocd reports each phase from 0 to 1 once per flash region (a merged image has two), so every change of
     phase starts a new bar: erase, program, erase #2, program #2, verify.

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from rig.cli.args import firmware_version
 from rig.protocol.commands import LATEST, command_table
-from rig.trace import DecodedTrace, TraceError, TraceEvent, decode_log
+from rig.captures.decode import DecodedTrace, TraceError, TraceEvent, decode_log
 
 PREVIEW_BYTES = 16
 

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
-from rig.image import COMPRESSED_FLAG, HEADER, NEW_APP_BUFFER, heatshrink_decompress
+from rig.firmware.image import COMPRESSED_FLAG, HEADER, NEW_APP_BUFFER, heatshrink_decompress
 from rig.sim.flash import FLASH_BASE, NEW_APP_BASE, SECTORS, Flash
 
 log = logging.getLogger(__name__)

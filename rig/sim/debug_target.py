@@ -8,7 +8,7 @@ The core does not execute instructions. When pyocd resumes it at an entry point 
 loaded into SRAM (Init, UnInit, EraseSector, ProgramPage, EraseAll, or pyocd's CRC analyzer), the effect of
 that routine is applied to the Flash (spending its modelled time) and the core halts on the algorithm's
 breakpoint with the result in R0, as the real routine would. This keeps the simulation fast and exact for
-pyocd's own STM32F4 algorithm (rig.swd_target); the algorithm blob in SRAM must match it byte for byte,
+pyocd's own STM32F4 algorithm (rig.hardware.swd_target); the algorithm blob in SRAM must match it byte for byte,
 so any other algorithm (e.g. one from a CMSIS pack) simply never returns and pyocd times out. Resuming
 anywhere else means "running firmware".
 """
@@ -26,7 +26,7 @@ from pyocd.core import exceptions
 from pyocd.flash.flash import _ANALYZER_CODE  # the blob pyocd loads for its CRC32 page analyzer
 
 from rig.sim.flash import FLASH_BASE, FLASH_SIZE, Flash, FlashError
-from rig.swd_target import FLASH_ALGO
+from rig.hardware.swd_target import FLASH_ALGO
 
 LOG = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ a CRC-32 of the rest of the image, so erased flash, garbage or a half-copied ima
 firmware" (the board is dead, as it would be on garbage). Images are deterministic: the same
 hardware and version always give the same bytes.
 
-The update header and its compression belong to the host (:mod:`rig.image`); both sides share them.
+The update header and its compression belong to the host (:mod:`rig.firmware.image`); both sides share them.
 """
 
 from __future__ import annotations

@@ -116,7 +116,7 @@ class PtyBoard:
 
 
 class SimLcusBoard(PtyBoard):
-    """LCUS relay: 4-byte frames A0 ch state sum, channels from 1, never answers (rig.power.lcus)."""
+    """LCUS relay: 4-byte frames A0 ch state sum, channels from 1, never answers (rig.hardware.power.lcus)."""
 
     def __init__(self, channels: int = 4, wiring: Mapping[int, PowerInput] | None = None) -> None:
         self._buffer = bytearray()

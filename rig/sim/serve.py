@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from rig.errors import Diagnosis, RigError, RigTimeout
-from rig.rack import Rack, RelayBoardSpec, Station, SupplySpec
+from rig.station.rack import Rack, RelayBoardSpec, Station, SupplySpec
 from rig.sim.can import CanBus
 from rig.sim.device import SimEsc, SimEscSpec
 from rig.sim.timing import DeviceClock
@@ -223,7 +223,7 @@ class UsbPort:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
         if self._master is not None:
-            os.close(self._master)  # a host holding the port now reads EOF/EIO: rig.link raises LinkLost
+            os.close(self._master)  # a host holding the port now reads EOF/EIO: rig.transport.link raises LinkLost
         log.info("sim USB down: %s (was %s)", self.path, self.device_path)
         self._master, self.device_path, self.host_connected = None, None, False
 
@@ -642,7 +642,7 @@ class SimRack:
 
     def _switch_on(self, station: Station) -> None:
         """Close the station's relay through the board's own protocol, so its state reads back on."""
-        from rig.power.base import open_relay_board
+        from rig.hardware.power.base import open_relay_board
 
         assert station.relay is not None
         spec = self._relay_specs[station.relay.board]

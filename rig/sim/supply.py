@@ -1,6 +1,6 @@
 """A simulated Riden RD6006 bench supply, served by pymodbus (TCP on 127.0.0.1, or RTU on a pty pair).
 
-Registers as in rig.power.riden (0 ID, 8 V-SET, 9 I-SET, 10 V-OUT, 11 I-OUT, 18 output enable).
+Registers as in rig.hardware.power.riden (0 ID, 8 V-SET, 9 I-SET, 10 V-OUT, 11 I-OUT, 18 output enable).
 Loads on the output are simulated ESC power inputs: wired straight to the output (`wire`) or through
 a relay channel (`branch`). The output current is `amps_per_load` for each powered load, limited by
 I-SET; switching the output off powers every load off. Fault: `responding = False`.

@@ -7,7 +7,7 @@ connect, AP and ROM-table discovery, Cortex-M4 halt/reset/register access, and i
 (see debug_target for how the algorithm's effect is applied).
 
 `SimSwdServer` serves the probe with pyocd's `DebugProbeServer` on 127.0.0.1, so that
-`pyocd flash -u remote:127.0.0.1:PORT -t stm32f405rg ...` and rig.swd reach it like a probe on a network
+`pyocd flash -u remote:127.0.0.1:PORT -t stm32f405rg ...` and rig.hardware.swd reach it like a probe on a network
 host. Like a USB probe, it is used by one client at a time.
 
 Faults (attributes of SimSwdProbe, or by name through `set_fault`): `not_answering` (no SWD ACK: the target
@@ -352,7 +352,7 @@ class SimSwdServer:
 
     @property
     def address(self) -> str:
-        """The unique id to give pyocd (`-u`) or rig.swd."""
+        """The unique id to give pyocd (`-u`) or rig.hardware.swd."""
         return f"remote:127.0.0.1:{self.port}"
 
     def __enter__(self) -> SimSwdServer:

@@ -19,8 +19,8 @@ import time
 from dataclasses import dataclass
 
 from rig.errors import CommandFailed, RigTimeout
-from rig.esc import Esc
-from rig.image import Image, upload_form
+from rig.client.esc import Esc
+from rig.firmware.image import Image, upload_form
 from rig.protocol import codecs as c
 from rig.protocol.commands import Cmd
 

@@ -1,6 +1,6 @@
-"""SWD erase and program throughput through rig.swd and pyocd against the simulated probe, in modelled time.
+"""SWD erase and program throughput through rig.hardware.swd and pyocd against the simulated probe, in modelled time.
 
-Each round programs a 64 KB image at 0x08020000 with rig.swd (smart flash off): pyocd erases the one 128 KB
+Each round programs a 64 KB image at 0x08020000 with rig.hardware.swd (smart flash off): pyocd erases the one 128 KB
 sector under it (sector 5, at PSIZE x8: 2 s in the model) and writes the sector's pages. With benchmarks on
 the simulated MCU runs at DeviceClock speed 1 (modelled time is real time: flash erase and program times from
 rig.sim.timing, and 46 SWD clocks per DAP transfer at the probe's frequency), so the figures are the model's
@@ -25,7 +25,7 @@ import pytest
 from rig.sim.flash import Flash
 from rig.sim.swd_probe import SimSwdProbe, SimSwdServer
 from rig.sim.timing import DeviceClock, FlashTiming
-from rig.swd import FlashResult, SwdConfig, SwdSession
+from rig.hardware.swd import FlashResult, SwdConfig, SwdSession
 
 LOG = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Flash throughput: USB update by phase, bootloader upload and config round trip, against the floor.
 
 Every update benchmark reports in ``extra_info`` the phase times, bytes/s per phase, the physical
-floor of the same image (rig.floor, computed from the simulator's timing data), rig time / floor,
+floor of the same image (rig.report.floor, computed from the simulator's timing data), rig time / floor,
 the modelled time the device really spent (its DeviceClock, which must match the floor), and the
 rig's upload time / the desktop tool's stop-and-wait upload (reference_upload.py) measured in the
 same run. Windows 1, 2 and 4 (chunks in flight) run in the same run; window > 1 reports its write
@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from reference_upload import ReferenceResult, reference_upload
 
-from rig.config import read_backup, restore
-from rig.floor import Floor, bootloader_floor, update_floor
-from rig.image import Image
-from rig.station import StationRig, UpdateResult
-from rig.update import UploadResult
+from rig.firmware.config import read_backup, restore
+from rig.report.floor import Floor, bootloader_floor, update_floor
+from rig.firmware.image import Image
+from rig.station.bench import StationRig, UpdateResult
+from rig.firmware.update import UploadResult
 
 if TYPE_CHECKING:
     from conftest import BenchRack
@@ -137,7 +137,7 @@ def _bench_update(benchmark: Any, bench: BenchRack, rig: StationRig, image: Imag
     assert upload.stats.bytes_sent == reference.bytes_sent, "rig and reference must send the same bytes"
     assert floor.total_s <= timing["device_s"] <= floor.total_s + EXTRA_FRAMES_S, (
         f"the device spent {timing['device_s']:.4f} modelled s, the floor says {floor.total_s:.4f} s: "
-        "rig.floor no longer matches the simulator's timing model"
+        "rig.report.floor no longer matches the simulator's timing model"
     )
     assert math.isfinite(info["rig_over_floor"]) and info["upload_over_reference"] > 0
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from rig.image import Image
-from rig.station import StationRig, UpdateResult
+from rig.firmware.image import Image
+from rig.station.bench import StationRig, UpdateResult
 
 
 def ensure_running(station: StationRig, image: Image, *, allow_wrong_hw: bool, all_can: bool = False) -> None:

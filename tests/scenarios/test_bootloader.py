@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from scenario_steps import ensure_running
 
-from rig.config import ConfigBackup
+from rig.firmware.config import ConfigBackup
 from rig.errors import Diagnosis, UpdateError
-from rig.image import Image
+from rig.firmware.image import Image
 from rig.protocol.commands import FirmwareVersion
-from rig.station import StationRig
+from rig.station.bench import StationRig
 
 
 def test_bootloader_upload_over_usb_then_update(
@@ -36,7 +36,7 @@ def test_bootloader_upload_over_usb_then_update(
 def test_update_without_bootloader_is_diagnosed_and_fixed(
     station: StationRig,
     config_backup: ConfigBackup,
-    sim,  # noqa: ANN001 - rig.pytest_plugin.SimHandle
+    sim,  # noqa: ANN001 - rig.plugin.core.SimHandle
     baseline_firmware: Image,
     firmware: Image,
     bootloader: Image,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from scenario_steps import assert_phases, ensure_running
 
-from rig.config import ConfigBackup
+from rig.firmware.config import ConfigBackup
 from rig.errors import Diagnosis, UpdateError
-from rig.image import Image
-from rig.station import StationRig
-from rig.update import check_nodes_agree
+from rig.firmware.image import Image
+from rig.station.bench import StationRig
+from rig.firmware.update import check_nodes_agree
 
 pytestmark = pytest.mark.can
 
@@ -33,7 +33,7 @@ def test_all_can_nodes_take_the_update_and_agree(
 def test_a_peer_that_missed_the_update_is_caught(
     station: StationRig,
     config_backup: ConfigBackup,
-    sim,  # noqa: ANN001 - rig.pytest_plugin.SimHandle
+    sim,  # noqa: ANN001 - rig.plugin.core.SimHandle
     baseline_firmware: Image,
     firmware: Image,
     allow_wrong_hw: bool,

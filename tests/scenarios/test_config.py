@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from rig.config import ConfigBackup, write_verified
-from rig.esc import Esc
+from rig.firmware.config import ConfigBackup, write_verified
+from rig.client.esc import Esc
 from rig.protocol.codecs import SIGNATURE_SINCE, ConfigKind
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from scenario_steps import ensure_running
 
-from rig.config import ConfigBackup, read_backup, restore, write_verified
+from rig.firmware.config import ConfigBackup, read_backup, restore, write_verified
 from rig.errors import ConfigError
-from rig.image import Image
+from rig.firmware.image import Image
 from rig.protocol.codecs import ConfigKind
-from rig.station import StationRig
+from rig.station.bench import StationRig
 
 
 def test_config_survives_update_because_the_rig_restores_it(

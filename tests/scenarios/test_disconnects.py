@@ -16,15 +16,15 @@ import pytest
 from disconnect_plan import METHODS, UPDATE_PHASES, FrameCut
 from scenario_steps import ensure_running
 
-from rig.config import ConfigBackup, check_not_mixed
+from rig.firmware.config import ConfigBackup, check_not_mixed
 from rig.errors import LinkLost, RigTimeout
-from rig.esc import Esc
-from rig.image import Image, upload_form
-from rig.presence import wait_gone
+from rig.client.esc import Esc
+from rig.firmware.image import Image, upload_form
+from rig.transport.presence import wait_gone
 from rig.protocol.codecs import ConfigBlob, ConfigKind, GetConfig, SetConfig, WriteNewAppData, encode
 from rig.protocol.framing import encode_frame
-from rig.station import StationRig
-from rig.update import guard, plan_chunks
+from rig.station.bench import StationRig
+from rig.firmware.update import guard, plan_chunks
 
 INTERRUPTED = (LinkLost, RigTimeout)
 

@@ -6,13 +6,13 @@ from dataclasses import replace
 
 import pytest
 
-from rig.config import check_writable
+from rig.firmware.config import check_writable
 from rig.errors import ConfigError, Diagnosis, WrongHardware
-from rig.image import Image
+from rig.firmware.image import Image
 from rig.protocol.codecs import ConfigKind
 from rig.protocol.commands import Cmd
-from rig.station import StationRig
-from rig.trace import decode_log
+from rig.station.bench import StationRig
+from rig.captures.decode import decode_log
 
 
 def _sent_commands(station: StationRig) -> set[str]:

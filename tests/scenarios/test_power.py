@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rig.station import StationRig
+from rig.station.bench import StationRig
 
 pytestmark = pytest.mark.relay
 

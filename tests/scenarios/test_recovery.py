@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from scenario_steps import ensure_running
 
-from rig.config import ConfigBackup
+from rig.firmware.config import ConfigBackup
 from rig.errors import Diagnosis, UpdateError
-from rig.image import Image
-from rig.recovery import BoardState, recover
-from rig.station import StationRig
+from rig.firmware.image import Image
+from rig.station.recovery import BoardState, recover
+from rig.station.bench import StationRig
 
 pytestmark = [pytest.mark.sim_only, pytest.mark.destructive, pytest.mark.relay]
 
@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.sim_only, pytest.mark.destructive, pytest.mark.relay]
 def test_board_hung_after_update_is_recovered(
     station: StationRig,
     config_backup: ConfigBackup,
-    sim,  # noqa: ANN001 - rig.pytest_plugin.SimHandle
+    sim,  # noqa: ANN001 - rig.plugin.core.SimHandle
     baseline_firmware: Image,
     firmware: Image,
     bootloader: Image,
@@ -49,7 +49,7 @@ def test_board_hung_after_update_is_recovered(
 def test_power_cut_during_bootloader_copy_is_recovered_over_swd(
     station: StationRig,
     config_backup: ConfigBackup,
-    sim,  # noqa: ANN001 - rig.pytest_plugin.SimHandle
+    sim,  # noqa: ANN001 - rig.plugin.core.SimHandle
     baseline_firmware: Image,
     firmware: Image,
     bootloader: Image,

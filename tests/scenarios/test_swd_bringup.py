@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from rig.config import ConfigBackup
-from rig.image import Image, write_merged_hex
-from rig.station import StationRig
+from rig.firmware.config import ConfigBackup
+from rig.firmware.image import Image, write_merged_hex
+from rig.station.bench import StationRig
 
 pytestmark = [pytest.mark.swd, pytest.mark.relay, pytest.mark.destructive]
 

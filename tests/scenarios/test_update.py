@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from scenario_steps import assert_phases, ensure_running
 
-from rig.config import ConfigBackup
-from rig.image import Image
-from rig.station import StationRig
+from rig.firmware.config import ConfigBackup
+from rig.firmware.image import Image
+from rig.station.bench import StationRig
 
 
 def test_update_to_candidate_and_roll_back(

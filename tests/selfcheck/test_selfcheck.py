@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from cases import CASES, SelfCheck
 
-from rig.rack import Rack, SimNode, load_rack
+from rig.station.rack import Rack, SimNode, load_rack
 
 pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ it transmits; `make` builds a powered, booted device; `update` runs the facts sh
 
 from __future__ import annotations
 
-from rig.image import update_payload
+from rig.firmware.image import update_payload
 from rig.protocol import codecs as c
 from rig.protocol.commands import Cmd, command_table, fw
 from rig.protocol.framing import FrameDecoder, encode_frame

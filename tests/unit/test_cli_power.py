@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from rig.cli import main
-from rig.esc import Esc
-from rig.rack import load_rack
+from rig.client.esc import Esc
+from rig.station.rack import load_rack
 
 RACKS = Path(__file__).resolve().parents[2] / "fixtures" / "racks"
 RIG = [sys.executable, "-c", "import sys; from rig.cli import main; sys.exit(main())"]  # the `rig` entry point

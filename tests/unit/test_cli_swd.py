@@ -13,7 +13,7 @@ import pytest
 from intelhex import IntelHex
 
 from rig.cli import main
-from rig.rack import parse_rack
+from rig.station.rack import parse_rack
 from rig.sim.flash import BOOTLOADER_BASE, FLASH_BASE, SECTORS, Flash
 from rig.sim.image import make_bootloader_image, make_firmware_image
 from rig.sim.serve import SimRack

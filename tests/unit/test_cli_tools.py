@@ -19,9 +19,9 @@ import pytest
 from serial.tools.list_ports_common import ListPortInfo
 
 from rig.cli import devices, main
-from rig.esc import Esc
+from rig.client.esc import Esc
 from rig.protocol.codecs import ConfigBlob, ConfigKind
-from rig.rack import load_rack
+from rig.station.rack import load_rack
 from rig.sim.flash import BOOTLOADER_BASE, FLASH_BASE, FLASH_SIZE
 from rig.sim.image import BOOTLOADER_SIZE, make_bootloader_image, make_firmware_image
 from rig.sim.serve import SimRack

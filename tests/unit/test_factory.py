@@ -1,4 +1,4 @@
-"""Factory bring-up (rig.factory, `rig factory`) on a simulated rack of blank boards.
+"""Factory bring-up (rig.factory.flow, `rig factory`) on a simulated rack of blank boards.
 
 Boards are blanked as on the bench: a mass erase through the station's SWD probe, then a power cycle
 through its relay (the board then has no firmware and no USB port). Images are small generated ones
@@ -18,17 +18,17 @@ import pytest
 from rig.cli import main
 from rig.cli.factory import plans
 from rig.errors import Diagnosis, ImageError
-from rig.factory import FactoryPlan, Limits, Range, bring_up
-from rig.image import Image, load_bootloader, load_firmware
-from rig.presence import wait_for
+from rig.factory.flow import FactoryPlan, Limits, Range, bring_up
+from rig.firmware.image import Image, load_bootloader, load_firmware
+from rig.transport.presence import wait_for
 from rig.protocol.commands import FirmwareVersion
-from rig.rack import load_rack, parse_rack
-from rig.records import INCOMPLETE, Record, RecordStore
+from rig.station.rack import load_rack, parse_rack
+from rig.factory.records import INCOMPLETE, Record, RecordStore
 from rig.sim.device import Mode
 from rig.sim.flash import FLASH_BASE, FLASH_SIZE
 from rig.sim.image import make_bootloader_image, make_firmware_image
 from rig.sim.serve import SimRack
-from rig.station import Bounds, StationRig
+from rig.station.bench import Bounds, StationRig
 
 REPO = Path(__file__).resolve().parents[2]
 SWD = {"target": "stm32f405rg"}

@@ -1,4 +1,4 @@
-"""rig.link.Link and rig.esc.Esc against a real pseudo-terminal; the test plays the device on the master.
+"""rig.transport.link.Link and rig.client.esc.Esc against a real pseudo-terminal; the test plays the device on the master.
 
 The Esc tests use a tiny scripted responder (not the simulator) and check only the client's own
 behaviour: bounded waits that name their bound, retries for idempotent reads only, PRINT
@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 import pytest
 
 from rig.errors import ConfigError, LinkError, LinkLost, RigTimeout
-from rig.esc import Esc, Timeouts
-from rig.link import Link
+from rig.client.esc import Esc, Timeouts
+from rig.transport.link import Link
 from rig.protocol import codecs as c
 from rig.protocol.commands import command_table, fw
 from rig.protocol.framing import FrameDecoder, encode_frame
-from rig.trace import decode_log
+from rig.captures.decode import decode_log
 
 FW_VERSION = bytes.fromhex("02 01 00 00 00 03")
 BOUND_S = 2.0  # every wait in these tests ends within this

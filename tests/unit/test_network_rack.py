@@ -28,15 +28,15 @@ from pathlib import Path
 
 import pytest
 
-from rig.image import load_firmware
-from rig.leases import LeaseBusy, LeaseError, LeaseStore
-from rig.presence import OtherBoard, PortLocator, same_board
+from rig.firmware.image import load_firmware
+from rig.station.leases import LeaseBusy, LeaseError, LeaseStore
+from rig.transport.presence import OtherBoard, PortLocator, same_board
 from rig.protocol.codecs import FwVersionReply
 from rig.protocol.commands import FirmwareVersion
-from rig.rack import Rack, load_rack
+from rig.station.rack import Rack, load_rack
 from rig.sim.image import make_firmware_image
 from rig.sim.serve import SimRack
-from rig.station import Bounds, StationRig
+from rig.station.bench import Bounds, StationRig
 
 pytest_plugins = ["pytester"]
 
@@ -290,7 +290,7 @@ def test_scenario_suite_passes_through_the_exporters(exported: Exported, tmp_pat
 HOLDER = textwrap.dedent(
     """
     import sys, time
-    from rig.leases import LeaseStore
+    from rig.station.leases import LeaseStore
     lease = LeaseStore(sys.argv[1], ttl_s=float(sys.argv[2])).acquire("rack", "esc1", bound_s=5, holder="doomed-job")
     print("held", flush=True)
     time.sleep(60)

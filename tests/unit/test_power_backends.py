@@ -8,11 +8,11 @@ import time
 import pytest
 
 from rig.errors import PowerError
-from rig.power import PowerChannel, SupplyOutput, open_relay_board, open_supply
-from rig.power.hid_relay import HidRelayBoard, open_hid_relay, switch_report
-from rig.power.lcus import frame
-from rig.power.numato import parse_read_reply, relay_index
-from rig.power.riden import model_for_id
+from rig.hardware.power import PowerChannel, SupplyOutput, open_relay_board, open_supply
+from rig.hardware.power.hid_relay import HidRelayBoard, open_hid_relay, switch_report
+from rig.hardware.power.lcus import frame
+from rig.hardware.power.numato import parse_read_reply, relay_index
+from rig.hardware.power.riden import model_for_id
 from rig.sim.relay_boards import SimLcusBoard, SimModbusRelay, SimNumatoBoard
 from rig.sim.supply import SimRd6006
 

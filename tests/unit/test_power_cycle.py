@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from rig.errors import Diagnosis, PowerError
-from rig.power import PowerChannel, SupplyOutput, open_relay_board, open_supply, power_cycle
-from rig.presence import PortLocator
+from rig.hardware.power import PowerChannel, SupplyOutput, open_relay_board, open_supply, power_cycle
+from rig.transport.presence import PortLocator
 from rig.sim.relay_boards import SimLcusBoard, SimModbusRelay, SimNumatoBoard
 from rig.sim.supply import SimRd6006
 

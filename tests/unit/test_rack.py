@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rig.errors import Diagnosis, RackFileError
-from rig.rack import Rack, RelayRef, load_rack, parse_rack
+from rig.station.rack import Rack, RelayRef, load_rack, parse_rack
 
 RACKS = Path(__file__).resolve().parents[2] / "fixtures" / "racks"
 

@@ -1,4 +1,4 @@
-"""rig.records and `rig records`: durable per-board records, filters, CSV/JSON export, and no check lost
+"""rig.factory.records and `rig records`: durable per-board records, filters, CSV/JSON export, and no check lost
 when the writing process is killed mid-run."""
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ from pathlib import Path
 import pytest
 
 from rig.cli import main
-from rig.records import FAIL, INCOMPLETE, PASS, Record, RecordError, RecordStore, judge, write_csv, write_json
+from rig.factory.records import FAIL, INCOMPLETE, PASS, Record, RecordError, RecordStore, judge, write_csv, write_json
 
 KILL_AFTER_CHECKS = 40
 READ_BOUND_S = 20.0
 
 WRITER = """
 import sys, time
-from rig.records import RecordStore
+from rig.factory.records import RecordStore
 
 store = RecordStore(sys.argv[1])
 record = store.open_record("esc-602", "0011aabb", "60", "6.02", "bl-1", "run-kill")

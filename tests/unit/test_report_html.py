@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from test_reporting import FAILING, SCENARIO_MODULE, run_scenario
 
-from rig.allure_report import generate
+from rig.report.allure_html import generate
 
 pytest_plugins = ["pytester"]
 

@@ -1,4 +1,4 @@
-"""rig.pytest_allure: a tiny scenario run against the simulated rack writes Allure results with rig steps,
+"""rig.plugin.allure: a tiny scenario run against the simulated rack writes Allure results with rig steps,
 both forms of the link trace, a config diff, categories.json that groups the failure by its diagnosis,
 and environment.properties; the failure's diagnosis is in the JUnit XML too."""
 
@@ -15,9 +15,9 @@ import pytest
 
 from rig.errors import Diagnosis
 from rig.protocol.codecs import ConfigBlob, ConfigKind
-from rig.pytest_allure import categories, config_diff, diagnosis_tag
-from rig.records import FAIL, PASS, RecordStore
-from rig.trace import decode_log
+from rig.plugin.allure import categories, config_diff, diagnosis_tag
+from rig.factory.records import FAIL, PASS, RecordStore
+from rig.captures.decode import decode_log
 
 pytest_plugins = ["pytester"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from simhost import CHUNK, Host, make, update
 
-from rig.image import update_header, update_payload
+from rig.firmware.image import update_header, update_payload
 from rig.protocol import codecs as c
 from rig.protocol.commands import Cmd
 from rig.protocol.framing import encode_frame

@@ -1,4 +1,4 @@
-"""The simulated rack end to end: the REAL host client (rig.esc, rig.station, rig.update, rig.power) over
+"""The simulated rack end to end: the REAL host client (rig.client.esc, rig.station.bench, rig.firmware.update, rig.hardware.power) over
 the REAL pty, plus a second, independent update host written straight from the facts sheet.
 
 Nothing here calls the simulated device for the thing under test: faults are set and state is read
@@ -24,15 +24,15 @@ import pytest
 import serial
 
 from rig.errors import Diagnosis, LinkLost, RigTimeout, UpdateError
-from rig.esc import Esc, Timeouts
-from rig.image import Image, load_bootloader, load_firmware
-from rig.link import Trace
-from rig.power import PowerChannel, SupplyOutput, power_cycle
+from rig.client.esc import Esc, Timeouts
+from rig.firmware.image import Image, load_bootloader, load_firmware
+from rig.transport.link import Trace
+from rig.hardware.power import PowerChannel, SupplyOutput, power_cycle
 from rig.protocol import codecs as c
 from rig.protocol.commands import Cmd, fw
 from rig.sim.image import make_bootloader_image, make_firmware_image
 from rig.sim.serve import SimControl, SimRack
-from rig.station import StationRig
+from rig.station.bench import StationRig
 
 MakeRig = Callable[..., StationRig]
 

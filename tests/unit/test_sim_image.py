@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rig.cli import main
-from rig.image import heatshrink_decompress, update_header, update_payload
+from rig.firmware.image import heatshrink_decompress, update_header, update_payload
 from rig.sim.image import (
     DESCRIPTOR_OFFSET,
     EEPROM_WINDOW,

@@ -1,5 +1,5 @@
-"""Serving simulated ESCs where hardware would be, tested only through the real client (rig.esc over
-the pty or TCP, rig.power over the relay boards, SimControl over the socket, `rig sim serve` as a process)."""
+"""Serving simulated ESCs where hardware would be, tested only through the real client (rig.client.esc over
+the pty or TCP, rig.hardware.power over the relay boards, SimControl over the socket, `rig sim serve` as a process)."""
 
 from __future__ import annotations
 
@@ -18,14 +18,14 @@ from pathlib import Path
 import pytest
 
 from rig.errors import LinkLost, PowerError
-from rig.esc import Esc
-from rig.power.base import open_relay_board
-from rig.rack import load_rack, parse_rack
+from rig.client.esc import Esc
+from rig.hardware.power.base import open_relay_board
+from rig.station.rack import load_rack, parse_rack
 from rig.sim.flash import BOOTLOADER_BASE, FLASH_BASE
 from rig.sim.image import make_bootloader_image
 from rig.sim.serve import SimControl, SimRack, SimServeError, usb_port_name
-from rig.station import Bounds, StationRig
-from rig.swd import ConnectMode, SwdConfig, SwdConnectFailed, SwdProbeBusy, SwdSession, SwdVerifyMismatch
+from rig.station.bench import Bounds, StationRig
+from rig.hardware.swd import ConnectMode, SwdConfig, SwdConnectFailed, SwdProbeBusy, SwdSession, SwdVerifyMismatch
 
 RACKS = Path(__file__).resolve().parents[2] / "fixtures" / "racks"
 RIG = [sys.executable, "-c", "import sys; from rig.cli import main; sys.exit(main())"]  # the `rig` entry point

@@ -1,4 +1,4 @@
-"""SWD programming through rig.swd and the pyocd command line, against the simulated probe on 127.0.0.1."""
+"""SWD programming through rig.hardware.swd and the pyocd command line, against the simulated probe on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from intelhex import IntelHex
 from rig.errors import Diagnosis
 from rig.sim.flash import BOOTLOADER_BASE, FLASH_BASE, SECTORS, Flash
 from rig.sim.swd_probe import SimSwdProbe, SimSwdServer
-from rig.swd import (
+from rig.hardware.swd import (
     ConnectMode,
     Image,
     SwdConfig,
@@ -30,7 +30,7 @@ from rig.swd import (
     SwdTargetLocked,
     SwdVerifyMismatch,
 )
-from rig.swd_target import TARGET_NAME
+from rig.hardware.swd_target import TARGET_NAME
 
 PYOCD = Path(sys.executable).with_name("pyocd")
 FIRMWARE = random.Random(405).randbytes(20 * 1024)
@@ -64,7 +64,7 @@ def _hex(path: Path, *segments: tuple[int, bytes]) -> Path:
     return path
 
 
-# -- rig.swd -------------------------------------------------------------------------------------------
+# -- rig.hardware.swd -------------------------------------------------------------------------------------------
 
 
 def test_program_bin_and_verify(sim: Sim, tmp_path: Path) -> None:
@@ -122,7 +122,7 @@ def test_mass_erase_and_sector_erase(sim: Sim) -> None:
 
 def _pyocd(sim: Sim, tmp_path: Path, *args: str) -> None:
     script = tmp_path / "pyocd_user.py"
-    script.write_text("import rig.swd_target\nrig.swd_target.register()\n")
+    script.write_text("import rig.hardware.swd_target\nrig.hardware.swd_target.register()\n")
     command = [str(PYOCD), *args, "-u", sim.address, "-t", TARGET_NAME, "--script", str(script)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert done.returncode == 0, done.stderr + done.stdout

@@ -14,14 +14,14 @@ import pytest
 
 from rig.cli import main
 from rig.errors import Diagnosis, PowerError, UpdateError
-from rig.image import Image, load_bootloader, load_firmware, write_merged_hex
+from rig.firmware.image import Image, load_bootloader, load_firmware, write_merged_hex
 from rig.protocol.commands import FirmwareVersion
-from rig.rack import parse_rack
+from rig.station.rack import parse_rack
 from rig.sim.flash import BOOTLOADER_BASE, FLASH_BASE, Flash
 from rig.sim.image import make_bootloader_image, make_firmware_image
 from rig.sim.serve import SimRack
 from rig.sim.swd_probe import SimSwdProbe, SimSwdServer
-from rig.station import Bounds, StationRig
+from rig.station.bench import Bounds, StationRig
 
 REPO = Path(__file__).resolve().parents[2]
 PYOCD = Path(sys.executable).with_name("pyocd")

@@ -1,4 +1,4 @@
-"""rig.throughput_chart: reads pytest-benchmark JSON and writes a self-contained SVG bar chart."""
+"""rig.report.throughput_chart: reads pytest-benchmark JSON and writes a self-contained SVG bar chart."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rig.throughput_chart import PhaseRate, main, read_rates, render
+from rig.report.throughput_chart import PhaseRate, main, read_rates, render
 
 
 def _bench_json(tmp_path: Path) -> Path:

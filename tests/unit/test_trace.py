@@ -1,4 +1,4 @@
-"""rig.trace and `rig trace decode`: captured byte logs, including the F7 capture, decode to frames."""
+"""rig.captures.decode and `rig trace decode`: captured byte logs, including the F7 capture, decode to frames."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from rig.cli import main
-from rig.link import Trace, TraceEntry
+from rig.transport.link import Trace, TraceEntry
 from rig.protocol import codecs as c
 from rig.protocol.commands import command_table, fw
 from rig.protocol.framing import encode_frame
-from rig.trace import BadLine, Chunk, TraceError, decode_log, parse_line
+from rig.captures.decode import BadLine, Chunk, TraceError, decode_log, parse_line
 
 V340 = command_table(fw("3.40"))
 POLL = "02 01 1f e3 de 03"  # GET_DECODED_PPM

@@ -1,0 +1,373 @@
+"""Factory bring-up of one blank board: SWD, power cycle, firmware, identity, telemetry, config, a record.
+
+The flow (one board, `bring_up`):
+
+1. Power on (a board left off by an earlier failed run does not answer SWD). SWD: connect (in the
+   station's connect mode; if the target does not answer, again under reset, F5),
+   mass erase (also clears read-out protection), program the bootloader *and* a firmware as one
+   merged hex, verify by reading back (F4).
+2. Power cycle through the station's relay or supply, with proof (F9): the board now boots what SWD wrote.
+3. Two-stage flow (``merged=False``, the default): the target firmware over USB, through the
+   bootloader just written (rig.station.bench.StationRig.update), which proves the bootloader works (F1/F2
+   are caught at the factory, not in the field). Merged flow (``merged=True``): SWD wrote the target
+   firmware already; nothing goes over USB.
+4. Identity (firmware version, hardware name, UID) and telemetry (input voltage, FET and motor
+   temperature, fault code) against `Limits`; every CAN peer the rack lists on the target version.
+5. Config defaults: GET_*CONF_DEFAULT, written (SET), read back equal (rig.firmware.config.write_verified).
+
+Why the firmware always goes over SWD: a blank STM32 with only a bootloader runs nothing that speaks
+USB (the VESC bootloader has no USB of its own; it only copies the new-app buffer), so a USB update
+needs a firmware already running. The two-stage flow writes `swd_firmware` (default: the target
+itself) with the bootloader; give an older release as `swd_firmware` and the version change proves
+the bootloader copied the image (with the same version, only the re-enumeration shows the jump).
+
+Every step is reported through rig.events and stored in the board's record (rig.factory.records) as soon as
+it ends: a check named after the step (seconds, or its error), then every identity and telemetry check
+with its limits. A run killed part way leaves every check written so far (the record has no verdict:
+INCOMPLETE). A board that fails a step is powered off (where the station has a relay or supply) and
+the record says which step failed, its diagnosis, and what the board had reached ("left"); so is a
+board with a check out of limits.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from rig.firmware.config import KINDS, write_verified
+from rig.errors import ImageError, RigError
+from rig.events import step
+from rig.firmware.image import Image, ImageKind, write_merged_hex
+from rig.protocol.codecs import FwVersionReply
+from rig.protocol.commands import FirmwareVersion
+from rig.protocol.values import Values
+from rig.factory.records import FAIL, CheckResult, Record, RecordStore
+from rig.station.bench import StationRig
+from rig.hardware.swd import ConnectMode, SwdConnectFailed, SwdSession
+
+log = logging.getLogger(__name__)
+
+UID_BYTES = 12  # the STM32F4's 96-bit unique device ID
+FAULT_NONE = 0  # mc_fault_code FAULT_CODE_NONE
+
+
+@dataclass(frozen=True)
+class Range:
+    """Inclusive limits of one measurement; None: no limit on that side."""
+
+    low: float | None
+    high: float | None
+    unit: str = ""
+
+    @classmethod
+    def parse(cls, text: str, unit: str = "") -> Range:
+        """`LOW:HIGH`, `LOW:` or `:HIGH` (one side open), or `none` (no limit at all)."""
+        if text.strip().lower() == "none":
+            return cls(None, None, unit)
+        low_text, sep, high_text = text.partition(":")
+        if not sep:
+            raise ValueError(f"{text!r} is not LOW:HIGH (either side may be empty), or none")
+        try:
+            low = float(low_text) if low_text.strip() else None
+            high = float(high_text) if high_text.strip() else None
+        except ValueError:
+            raise ValueError(f"{text!r}: the limits must be numbers (LOW:HIGH)") from None
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"{text!r}: the low limit is above the high one")
+        return cls(low, high, unit)
+
+    def __str__(self) -> str:
+        if self.low is None and self.high is None:
+            return "no limit"
+        low = "" if self.low is None else f"{self.low:g}"
+        high = "" if self.high is None else f"{self.high:g}"
+        return f"{low}..{high} {self.unit}".strip()
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Telemetry limits of a board at rest on the bench; the fault code must always be 0 (no fault).
+
+    Defaults: input voltage 8..60 V (the VESC 6 input range; narrow it to the station's supply), FET and
+    motor temperature 0..60 °C (room temperature; below 0 is an open or missing NTC, above 60 at idle a
+    short or a FET heating). A board without a motor NTC needs `temp_motor` opened up (Range.parse("none")).
+    """
+
+    v_in: Range = Range(8.0, 60.0, "V")
+    temp_fet: Range = Range(0.0, 60.0, "°C")
+    temp_motor: Range = Range(0.0, 60.0, "°C")
+
+    def override(self, **texts: str | None) -> Limits:
+        """These limits with some replaced from `LOW:HIGH` texts (a rack file or command line); None keeps one."""
+        changes = {name: Range.parse(text, getattr(self, name).unit) for name, text in texts.items() if text}
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class FactoryPlan:
+    """What a board is brought up with (see the module docstring for the two flows)."""
+
+    firmware: Image  # the target firmware the board leaves the factory with
+    bootloader: Image
+    merged: bool = False  # True: SWD writes bootloader + target firmware, nothing goes over USB
+    limits: Limits = field(default_factory=Limits)
+    write_defaults: bool = True
+    allow_wrong_hw: bool = False
+    swd_firmware: Image | None = None  # two-stage flow: the firmware SWD writes (default: `firmware`)
+
+    def __post_init__(self) -> None:
+        for name, kind in (("firmware", ImageKind.FIRMWARE), ("bootloader", ImageKind.BOOTLOADER)):
+            image = getattr(self, name)
+            if image.kind != kind:
+                raise ImageError(f"{image.source} is a {image.kind.value} image, the plan needs a {kind.value}")
+        if self.swd_firmware is not None and self.swd_firmware.kind != ImageKind.FIRMWARE:
+            raise ImageError(f"{self.swd_firmware.source} is not a firmware image")
+        if not self.firmware.hw_names and not self.allow_wrong_hw:
+            raise ImageError(
+                f"cannot tell which hardware {self.firmware.source} is for: name the hardware, use a desktop-tool "
+                "folder, or allow any hardware explicitly"
+            )
+
+    @property
+    def swd_image(self) -> Image:
+        """The firmware SWD writes next to the bootloader."""
+        return self.firmware if self.merged or self.swd_firmware is None else self.swd_firmware
+
+
+@dataclass
+class BoardResult:
+    """The outcome of one board: verdict, where it failed and why, and the state it was left in."""
+
+    station: str
+    verdict: str
+    record_id: int | None
+    uid: str = ""
+    hw: str = ""
+    fw: str = ""
+    failed_step: str | None = None
+    diagnosis: str | None = None
+    reason: str | None = None
+    failed_checks: tuple[str, ...] = ()
+    left: str = ""
+    seconds: float = 0.0
+
+
+class _StepFailed(Exception):
+    """A step raised a RigError; it is already in the record."""
+
+    def __init__(self, name: str, error: RigError) -> None:
+        super().__init__(name)
+        self.name = name
+        self.error = error
+
+
+class _BringUp:
+    """One board's bring-up: the steps, and what the board has reached so far."""
+
+    def __init__(self, station: StationRig, plan: FactoryPlan, record: Record) -> None:
+        self.station = station
+        self.plan = plan
+        self.record = record
+        self.reached = "not touched"
+        self.info: FwVersionReply | None = None  # what the board last reported
+        self.uid_recorded = False
+
+    @contextmanager
+    def step(self, name: str, **params: object) -> Iterator[None]:
+        """A reported step; its time (or its error) is stored as a check of that name when it ends."""
+        started = time.monotonic()
+        try:
+            with step(f"factory: {name}", station=self.station.name, **params):
+                yield
+        except RigError as exc:
+            self.record.check(name, f"[{exc.diagnosis.value}] {exc}", passed=False)
+            raise _StepFailed(name, exc) from exc
+        self.record.check(name, round(time.monotonic() - started, 3), unit="s", passed=True)
+
+    @property
+    def has_power(self) -> bool:
+        """Whether the station switches the board's power (a relay channel or a supply)."""
+        return self.station.spec.relay is not None or self.station.spec.supply is not None
+
+    # --- the steps -----------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.swd()
+        with self.step("power cycle"):
+            cycle = self.station.power_cycle()
+        self.record.check("power cycle proof", cycle.proof)
+        self.reached = "running the firmware written over SWD"
+        if not self.plan.merged:
+            self.usb_update()
+        with self.step("connect"):
+            esc = self.station.connect()
+        with esc:
+            self.info = esc.info
+            assert self.info is not None  # connect() reads FW_VERSION
+            self.reached = f"running firmware {self.info.version}"
+            self.record.note_firmware(str(self.info.version))
+            with self.step("identity"):
+                self.identity(self.info)
+            with self.step("telemetry"):
+                self.telemetry(esc.values())
+            if len(self.station.spec.can_ids) > 1:
+                with self.step("CAN nodes"):
+                    for node, client in self.station.nodes(esc)[1:]:
+                        self.version_check(f"CAN {node} fw_version", client.fw_version().version)
+            if self.plan.write_defaults:
+                with self.step("config defaults"):
+                    for kind in KINDS:
+                        default = esc.get_config(kind, default=True)
+                        write_verified(esc, default, self.info.version)
+                        self.record.check(f"{kind.value} defaults verified", len(default.data), unit="B")
+
+    def swd(self) -> None:
+        with tempfile.TemporaryDirectory(prefix="rig-factory-") as work:
+            image = write_merged_hex(Path(work) / f"{self.station.name}.hex", self.plan.bootloader, self.plan.swd_image)
+            if self.has_power:  # a board left off (say, by a failed run) does not answer SWD
+                with self.step("power on"):
+                    self.station.power_channel().switch(True)
+            with self.step("swd connect"):
+                session = self.swd_session()
+            try:
+                self.record.check("swd connect mode", session.config.connect_mode.value)
+                with self.step("swd mass erase"):
+                    session.mass_erase()
+                self.reached = "flash erased"
+                with self.step("swd program", image=self.plan.swd_image.describe()):
+                    flashed = session.program(image, verify=True)
+                self.record.check("swd verified", flashed.image_bytes, unit="B")
+            finally:
+                session.close()
+        self.reached = "bootloader and firmware written over SWD"
+        self.record.note_firmware(str(self.plan.swd_image.version or ""), image_label(self.plan.bootloader))
+
+    def swd_session(self) -> SwdSession:
+        """An open session: in the station's connect mode (one try), then under reset if the target does not answer."""
+        session = self.station.swd()
+        configured = session.config
+        if configured.connect_mode != ConnectMode.UNDER_RESET:
+            session.config = replace(configured, connect_attempts=1)
+            try:
+                session.open()
+                return session
+            except SwdConnectFailed as exc:
+                log.info("%s: %s; connecting under reset", self.station.name, exc)
+        session.config = replace(configured, connect_mode=ConnectMode.UNDER_RESET)
+        session.open()
+        return session
+
+    def usb_update(self) -> None:
+        peers = len(self.station.spec.can_ids) > 1
+        with self.step("firmware over USB", image=self.plan.firmware.describe()):
+            result = self.station.update(self.plan.firmware, allow_wrong_hw=self.plan.allow_wrong_hw, all_can=peers)
+        self.record.check("usb update", f"{result.before.version} -> {result.after.version} ({result.proof})")
+        self.reached = f"running firmware {result.after.version}"
+
+    def identity(self, info: FwVersionReply) -> None:
+        self.version_check("fw_version", info.version)
+        fits = self.plan.firmware.fits_hw(info.hw_name or "")
+        self.record.check("hw_name", info.hw_name or "", passed=bool(fits) or self.plan.allow_wrong_hw)
+        self.uid_check(info)
+
+    def uid_check(self, info: FwVersionReply) -> None:
+        uid = info.uid or b""
+        self.record.check("uid", uid.hex(), passed=len(uid) == UID_BYTES)
+        self.uid_recorded = True
+
+    def version_check(self, name: str, version: FirmwareVersion) -> None:
+        expected = self.plan.firmware.version
+        self.record.check(name, str(version), passed=expected is None or version == expected)
+
+    def telemetry(self, values: Values) -> None:
+        limits = self.plan.limits
+        for name in ("v_in", "temp_fet", "temp_motor"):
+            bound: Range = getattr(limits, name)
+            self.record.check(name, getattr(values, name), bound.low, bound.high, bound.unit)
+        self.record.check("fault", values.fault, FAULT_NONE, FAULT_NONE)
+
+    # --- failure -------------------------------------------------------------------------------------
+
+    def leave(self) -> str:
+        """Power a failed board off where the station can; say what it reached and how it was left."""
+        reached = self.now_running() or self.reached
+        if not self.has_power:
+            return f"{reached}; left powered (the station has no relay or supply)"
+        try:
+            self.station.power_channel().switch(False)
+        except RigError as exc:
+            return f"{reached}; could not power it off ({exc}), left as it was"
+        return f"{reached}; powered off"
+
+    def now_running(self) -> str | None:
+        """What the board runs now, if it answers (noted in the record), else None."""
+        try:
+            if not self.station.answers():
+                return None
+            with self.station.connect(bound_s=self.station.bounds.answer_s) as esc:
+                self.info = esc.info
+                assert self.info is not None
+        except RigError as exc:
+            log.info("%s: no answer while leaving it: %s", self.station.name, exc)
+            return None
+        self.record.note_firmware(str(self.info.version))
+        if not self.uid_recorded:
+            self.uid_check(self.info)
+        return f"running firmware {self.info.version}"
+
+
+def image_label(image: Image) -> str:
+    """An image as a record shows it: its version (if known), file name and the start of its SHA-256."""
+    version = f"{image.version} " if image.version else ""
+    return f"{version}{Path(image.source).name} {image.sha256[:12]}"
+
+
+def bring_up(station: StationRig, plan: FactoryPlan, store: RecordStore, run_id: str) -> BoardResult:
+    """Bring up the station's (blank) board; every step and check is stored in its record as it ends.
+
+    A step that fails (any RigError) ends the bring-up. A board with a failed step or a check out of
+    limits is powered off where the station can, and its record gets the state it was left in ("left")
+    and verdict FAIL; the failing step's check holds its diagnosis and message. Anything else (a bug,
+    KeyboardInterrupt) propagates and leaves the record without a verdict (INCOMPLETE).
+    """
+    started = time.monotonic()
+    hw = plan.firmware.hw_names[0] if plan.firmware.hw_names else ""
+    record = store.open_record(station.name, "", hw, "", image_label(plan.bootloader), run_id)
+    run = _BringUp(station, plan, record)
+    result = BoardResult(station.name, FAIL, record.id, hw=hw)
+    log.info("%s: factory bring-up (record %d, run %s)", station.name, record.id, run_id)
+    with step("factory bring-up", station=station.name, record=record.id):
+        try:
+            run.run()
+        except _StepFailed as failed:
+            result.failed_step, result.reason = failed.name, str(failed.error)
+            result.diagnosis = failed.error.diagnosis.value
+        failed_checks = [c for c in record.read().checks if not c.passed]
+        if failed_checks:
+            result.left = run.leave()
+            record.check("left", result.left)
+        else:
+            result.left = run.reached
+        result.verdict = record.finish()
+    result.failed_checks = tuple(c.name for c in failed_checks)
+    if result.failed_step is None and failed_checks:
+        result.reason = "failed checks: " + ", ".join(_describe(c) for c in failed_checks)
+    if run.info is not None:
+        result.uid = (run.info.uid or b"").hex()
+        result.hw = run.info.hw_name or hw
+        result.fw = str(run.info.version)
+    result.seconds = time.monotonic() - started
+    log.info("%s: %s (%s)", station.name, result.verdict, result.reason or result.left)
+    return result
+
+
+def _describe(check: CheckResult) -> str:
+    """`v_in = 24.1 not in 30..60 V`, or `hw_name = 75` for a check without limits."""
+    if check.low is None and check.high is None:
+        return f"{check.name} = {check.value}"
+    return f"{check.name} = {check.value} not in {Range(check.low, check.high, check.unit)}"

@@ -1,0 +1,318 @@
+"""The Allure side of the vesc-rig pytest plugin (loaded by rig.plugin.core).
+
+- Inside each test, rig steps (rig.events) become nested Allure steps and rig attachments (FW_VERSION
+  of every connect, ...) Allure attachments.
+- A failing test gets its station's link trace twice: as decoded VESC frames (the `rig trace decode
+  --plain` table) and as the raw hex log (what `rig trace decode` reads back). ``--rig-attach always``
+  attaches it to passing tests too, ``never`` not at all.
+- A failed ``==`` between two configs (ConfigBlob or ConfigBackup) gets a hex diff, attached and shown.
+- A RigError gets the note ``[diagnosis: <value>]`` before pytest reports it, so the text is part of
+  the failure message everywhere: terminal, JUnit XML, Allure's statusDetails.message. The alluredir's
+  categories.json has one category per Diagnosis whose messageRegex matches that note.
+- environment.properties in the alluredir: rack, stations, image hashes, the versions of the rig,
+  Python, pyocd and pyserial (pytest-xdist workers hand their image hashes to the controller).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import mimetypes
+import os
+import platform
+import re
+import threading
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+
+import allure
+import pytest
+from allure_commons._allure import StepContext  # what allure.step(title) returns
+from allure_commons.types import AttachmentType
+from allure_commons.utils import represent
+
+import rig
+from rig import events
+from rig.cli.trace import format_plain
+from rig.firmware.config import ConfigBackup
+from rig.errors import Diagnosis, RigError
+from rig.firmware.image import Image
+from rig.transport.link import Trace
+from rig.protocol.codecs import ConfigBlob
+from rig.plugin.records import failed_so_far
+from rig.station.rack import load_rack
+from rig.station.bench import StationRig
+from rig.captures.decode import decode_log
+
+ATTACH_WHEN = ("failed", "always", "never")
+CATEGORIES_FILE = "categories.json"
+ENVIRONMENT_FILE = "environment.properties"
+DIFF_ROW_BYTES = 16
+_WORKER_IMAGES = "rig_images"  # key of pytest-xdist's workeroutput
+
+_STATION = pytest.StashKey[StationRig]()
+_IMAGES = pytest.StashKey[dict[str, str]]()
+
+
+# --- diagnoses and categories ------------------------------------------------------------------------
+
+
+def diagnosis_tag(diagnosis: Diagnosis) -> str:
+    """The text the rig adds to a failure message, and that categories match."""
+    return f"[diagnosis: {diagnosis.value}]"
+
+
+def _regex_escape(text: str) -> str:
+    """Escape for both regex dialects that read categories.json: Java (Allure 2) and JavaScript (Allure 3)."""
+    return re.sub(r"([\\^$.|?*+()\[\]{}])", r"\\\1", text)
+
+
+def categories() -> list[dict[str, object]]:
+    """One Allure category per Diagnosis, for failed and broken tests.
+
+    Allure 2 matches messageRegex against the whole message (Java's Pattern.matches), Allure 3 searches
+    it (JavaScript's RegExp.test); ``[\\s\\S]*`` on both sides works for both, across lines.
+    """
+    return [
+        {
+            "name": diagnosis.value[0].upper() + diagnosis.value[1:],
+            "messageRegex": rf"[\s\S]*{_regex_escape(diagnosis_tag(diagnosis))}[\s\S]*",
+            "matchedStatuses": ["failed", "broken"],
+        }
+        for diagnosis in Diagnosis
+    ]
+
+
+def _note_diagnosis(exc: RigError) -> None:
+    tag = diagnosis_tag(exc.diagnosis)
+    if tag not in getattr(exc, "__notes__", ()):
+        exc.add_note(tag)
+
+
+# --- steps and attachments ---------------------------------------------------------------------------
+
+
+def _attachment_type(mime: str) -> tuple[AttachmentType | str, str | None]:
+    """Allure's own type for a known MIME type, else the MIME type and an extension for the file."""
+    for known in AttachmentType:
+        if known.mime_type == mime:
+            return known, None
+    return mime, (mimetypes.guess_extension(mime) or ".attach").lstrip(".")
+
+
+class AllureSteps:
+    """A rig.events listener: rig steps become nested Allure steps, rig attachments Allure attachments."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def _open(self) -> list[StepContext]:
+        if not hasattr(self._local, "steps"):
+            self._local.steps = []
+        return self._local.steps
+
+    def step_started(self, title: str, params: dict[str, object]) -> None:
+        context = allure.step(title)
+        context.params = {name: represent(value) for name, value in params.items()}
+        context.__enter__()
+        self._open().append(context)
+
+    def step_ended(self, title: str, seconds: float, error: BaseException | None) -> None:
+        open_steps = self._open()
+        if not open_steps:
+            return
+        context = open_steps.pop()
+        if error is None:
+            context.__exit__(None, None, None)
+        else:
+            context.__exit__(type(error), error, error.__traceback__)
+
+    def attach(self, name: str, body: str | bytes, mime: str) -> None:
+        kind, extension = _attachment_type(mime)
+        allure.attach(body, name=name, attachment_type=kind, extension=extension)
+
+
+def trace_attachments(station: str, trace: Trace) -> dict[str, str]:
+    """The link trace as two texts: decoded frames and raw hex (empty when nothing went over the link)."""
+    raw = trace.text()
+    if not raw:
+        return {}
+    summary = (
+        f"# station {station}: {len(trace.entries)} chunks, "
+        f"{trace.total('tx')} bytes host->ESC (tx), {trace.total('rx')} bytes ESC->host (rx)\n"
+    )
+    header = "# line         time dir offset  command               payload  CRC / discard reason\n"
+    return {
+        f"{station}: link trace, decoded frames": summary + header + format_plain(decode_log(raw)),
+        f"{station}: link trace, raw hex": summary + raw,
+    }
+
+
+def _attach_trace(item: pytest.Item) -> None:
+    when = item.config.getoption("rig_attach")
+    station = item.stash.get(_STATION, None)
+    if station is None or _allure_dir(item.config) is None or when == "never":
+        return
+    if when == "failed" and not failed_so_far(item):
+        return
+    for name, text in trace_attachments(station.name, station.trace).items():
+        allure.attach(text, name=name, attachment_type=AttachmentType.TEXT)
+
+
+# --- config diffs ------------------------------------------------------------------------------------
+
+
+def _hex_rows(data: bytes) -> list[str]:
+    rows = range(0, len(data), DIFF_ROW_BYTES)
+    return [f"{at:06x}: {data[at : at + DIFF_ROW_BYTES].hex(' ')}" for at in rows] or ["(empty)"]
+
+
+def config_diff(left: ConfigBlob, right: ConfigBlob) -> str:
+    """Signatures, sizes and a unified diff (left -, right +) of the hex dumps of two config blobs."""
+    changed = sum(a != b for a, b in zip(left.data, right.data, strict=False))
+    changed += abs(len(left.data) - len(right.data))
+    head = [
+        f"{left.kind.value} vs {right.kind.value}: signature {left.signature} vs {right.signature}, "
+        f"{len(left.data)} vs {len(right.data)} bytes, {changed} bytes differ"
+    ]
+    diff = difflib.unified_diff(_hex_rows(left.data), _hex_rows(right.data), "left", "right", n=1, lineterm="")
+    return "\n".join([*head, *diff])
+
+
+def _config_pairs(left: object, right: object) -> list[tuple[ConfigBlob, ConfigBlob]] | None:
+    if isinstance(left, ConfigBlob) and isinstance(right, ConfigBlob):
+        return [(left, right)]
+    if isinstance(left, ConfigBackup) and isinstance(right, ConfigBackup):
+        kinds = sorted(set(left.blobs) & set(right.blobs))
+        return [(left.blobs[k], right.blobs[k]) for k in kinds if left.blobs[k] != right.blobs[k]]
+    return None
+
+
+# --- the environment ---------------------------------------------------------------------------------
+
+
+def _image_key(image: Image) -> str:
+    hw = "+".join(image.hw_names) or "any"
+    version = str(image.version) if image.version else "unversioned"
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", f"image.{image.kind.value}.{hw}.{version}.sha256")
+
+
+def _version_of(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def environment(config: pytest.Config, images: dict[str, str]) -> dict[str, str]:
+    """What the report's Environment widget shows for this run."""
+    env: dict[str, str] = {}
+    if config.getoption("rack", None):
+        spec = load_rack(config.getoption("rack"))
+        env["rack"] = f"{spec.name} ({'simulated' if spec.simulated else 'hardware'})"
+        env["stations"] = ", ".join(s.name for s in spec.select(config.getoption("station")))
+    env["rig.version"] = rig.__version__
+    env["python.version"] = platform.python_version()
+    env["pyocd.version"] = _version_of("pyocd")
+    env["pyserial.version"] = _version_of("pyserial")
+    return env | dict(sorted(images.items()))
+
+
+def _properties(values: dict[str, str]) -> str:
+    """Java .properties text (keys carry no separators; values have backslashes and line breaks escaped)."""
+    escape = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r"})
+    return "".join(f"{key}={value.translate(escape)}\n" for key, value in values.items())
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# --- hooks -------------------------------------------------------------------------------------------
+
+
+def _allure_dir(config: pytest.Config) -> Path | None:
+    folder = getattr(config.option, "allure_report_dir", None)
+    return Path(folder) if folder else None
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.getgroup("vesc-rig").addoption(
+        "--rig-attach",
+        choices=ATTACH_WHEN,
+        default="failed",
+        help="attach the station's link trace (decoded and raw) to the Allure results of failed tests "
+        "(default), of every test, or never",
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[object]:
+    """Forward rig steps and attachments to Allure while a test runs (only when Allure records)."""
+    if _allure_dir(item.config) is None:
+        return (yield)
+    listener = AllureSteps()
+    events.subscribe(listener)
+    try:
+        return (yield)
+    finally:
+        events.unsubscribe(listener)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef[object], request: pytest.FixtureRequest) -> Iterator[object]:
+    """Remember the test's station (for its trace) and every image a fixture hands out (for its hash)."""
+    value = yield
+    if isinstance(value, StationRig) and isinstance(request.node, pytest.Item):
+        request.node.stash[_STATION] = value
+    elif isinstance(value, Image):
+        request.config.stash.setdefault(_IMAGES, {})[_image_key(value)] = value.sha256
+    return value
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    """Put the diagnosis into the failure message before the report is made; attach the trace at the end."""
+    if call.excinfo is not None and isinstance(call.excinfo.value, RigError):
+        _note_diagnosis(call.excinfo.value)
+    report: pytest.TestReport = yield
+    if report.when == "teardown":
+        _attach_trace(item)
+    return report
+
+
+def pytest_assertrepr_compare(config: pytest.Config, op: str, left: object, right: object) -> list[str] | None:
+    """A failed ``==`` between configs: a hex diff, in the assertion message and as an attachment."""
+    pairs = _config_pairs(left, right) if op == "==" else None
+    if pairs is None:
+        return None
+    text = "\n\n".join(config_diff(a, b) for a, b in pairs) or "the configs differ outside their blobs"
+    allure.attach(text, name="config diff", attachment_type=AttachmentType.TEXT)
+    return [f"{type(left).__name__} differs", *text.splitlines()]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    """pytest-xdist controller: collect the image hashes a worker saw."""
+    output = getattr(node, "workeroutput", {})
+    if _WORKER_IMAGES in output:
+        config: pytest.Config = node.config  # type: ignore[attr-defined]
+        config.stash.setdefault(_IMAGES, {}).update(json.loads(output[_WORKER_IMAGES]))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Write categories.json and environment.properties (a pytest-xdist worker hands its part over)."""
+    config = session.config
+    images = config.stash.get(_IMAGES, {})
+    if hasattr(config, "workerinput"):
+        config.workeroutput[_WORKER_IMAGES] = json.dumps(images)  # type: ignore[attr-defined]
+        return
+    folder = _allure_dir(config)
+    if folder is None:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_atomically(folder / CATEGORIES_FILE, json.dumps(categories(), indent=1))
+    _write_atomically(folder / ENVIRONMENT_FILE, _properties(environment(config, images)))
