@@ -30,6 +30,12 @@ class Diagnosis(StrEnum):
     PORT_NEVER_CAME_BACK = "port never came back after power on"
     BRICKED = "bricked: no answer after power cycle"
     RACK_FILE = "rack file error"
+    LEASE = "station held by another run, or its lease lost"
+    NOT_PERMITTED = "refused: needs explicit permission"
+    IDENTITY_LOST = "identity lost: FW_VERSION without the UID its version sends"
+    STATION_BROKEN = "station broken: an earlier step left its board unusable"
+    CONFIG_NOT_RESTORED = "config not restored after the operation"
+    INTERRUPTED = "interrupted (stopped at a safe point)"
     RECORDS = "record store error"
     REPORT = "report generation failed"
     SIM = "simulator error"
@@ -135,3 +141,9 @@ class RackFileError(RigError):
     """A rack file with mistakes; the message names the file, the entry and the key."""
 
     diagnosis = Diagnosis.RACK_FILE
+
+
+class NotPermitted(RigError):
+    """A destructive step asked for without the explicit permission it needs (rig.station.permissions)."""
+
+    diagnosis = Diagnosis.NOT_PERMITTED

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
 log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]
+"""Progress of a long operation: (phase, units done, units in all); bytes for uploads and SWD. Called from
+whichever thread does the work."""
 
 
 class Listener(Protocol):

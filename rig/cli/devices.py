@@ -25,8 +25,8 @@ from serial.tools import list_ports
 from serial.tools.list_ports_common import ListPortInfo
 
 from rig.cli.esc import emit_json
-from rig.transport.presence import VESC_PID, VESC_VID, PortLocator
 from rig.station.rack import Rack, load_rack
+from rig.transport.presence import VESC_PID, VESC_VID, PortLocator
 
 log = logging.getLogger(__name__)
 

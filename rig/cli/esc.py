@@ -13,26 +13,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-from dataclasses import asdict, dataclass, fields, is_dataclass, replace
+from dataclasses import asdict, dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from serial.tools import list_ports
 
 from rig.cli.args import firmware_version, positive_int
-from rig.firmware.config import KINDS, ConfigBackup, read_backup, restore
-from rig.errors import ConfigError, Diagnosis, LinkError
-from rig.client.esc import Timeouts
-from rig.firmware.image import Image, ImageKind, check_hardware, load_image
+from rig.cli.session import add_connection_options, add_state_options, add_target, open_session, session_json
+from rig.errors import ConfigError, Diagnosis
+from rig.firmware.config import KINDS, ConfigBackup, read_backup
+from rig.firmware.image import Image, ImageKind, load_image
+from rig.firmware.update import PhaseTimes, UploadResult
 from rig.protocol.codecs import ConfigBlob, FwVersionReply
 from rig.protocol.commands import FirmwareVersion
-from rig.station.rack import Rack, Station
-from rig.station.bench import Bounds, StationRig
-from rig.firmware.update import PhaseTimes, UploadResult
+from rig.station.session import StationSession
 
 EXIT_DIFFERENT = 3  # `config diff`: both sides read fine, and they differ
 DIFF_OFFSETS_SHOWN = 8
@@ -41,7 +38,7 @@ DIFF_OFFSETS_SHOWN = 8
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `info`, `update`, `bootloader` and the `config` group."""
     info = subparsers.add_parser("info", help="firmware, hardware, UID and telemetry of one ESC")
-    _target(info)
+    add_target(info)
     info.set_defaults(func=run_info)
 
     update = subparsers.add_parser(
@@ -50,19 +47,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Refuse an image for other hardware before anything is erased, erase the new-app buffer, "
         "write the image, jump to the bootloader, wait for the board to come back and prove it runs the image.",
     )
-    _target(update)
+    add_target(update, wrong_hw=True)
     update.add_argument("image", type=Path, help="firmware .bin/.hex, or a desktop-tool folder (<hw>/VESC_default.bin)")
     update.add_argument("--version", type=firmware_version, help="the image's firmware version (checked after)")
     update.add_argument("--hw", help="the hardware a plain .bin is built for (a folder names it already)")
-    update.add_argument("--allow-wrong-hw", action="store_true", help="upload even to other hardware (dangerous)")
     update.add_argument("--window", type=positive_int, default=1, help="chunks in flight (default %(default)s)")
     update.add_argument("--all-can", action="store_true", help="update every CAN node too (same hardware only)")
     update.set_defaults(func=run_update)
 
     boot = subparsers.add_parser("bootloader", help="write a bootloader over USB (the firmware keeps running)")
-    _target(boot)
+    add_target(boot, destructive=True, wrong_hw=True)
     boot.add_argument("image", type=Path, help="bootloader .bin/.hex, or a folder (<hw>/*.bin or generic.bin)")
-    boot.add_argument("--allow-wrong-hw", action="store_true", help="write a bootloader made for other hardware")
     boot.add_argument("--window", type=positive_int, default=1, help="chunks in flight (default %(default)s)")
     boot.add_argument("--all-can", action="store_true", help="write it to every CAN node too")
     boot.set_defaults(func=run_bootloader)
@@ -70,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     config = subparsers.add_parser("config", help="config backups: dump, restore, diff")
     sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     dump = sub.add_parser("dump", help="save mcconf and appconf with the firmware they belong to")
-    _target(dump)
+    add_target(dump)
     dump.add_argument("-o", "--output", type=Path, required=True, help="backup file to write (JSON)")
     dump.set_defaults(func=run_dump)
     rest = sub.add_parser(
@@ -79,7 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Refuses a config of another layout (signature, or version before 3.50) or another "
         "hardware unless --force.",
     )
-    _target(rest)
+    add_target(rest)
     rest.add_argument("file", type=Path, help="backup file written by `rig config dump`")
     rest.add_argument("--force", action="store_true", help="write without layout and hardware checks")
     rest.set_defaults(func=run_restore)
@@ -90,58 +85,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     diff.add_argument("a", type=Path, help="backup file")
     diff.add_argument("b", help="backup file, or the URL of an ESC to read now")
-    _connection_options(diff)
+    add_connection_options(diff)
+    add_state_options(diff)
     diff.set_defaults(func=run_diff)
-
-
-def _target(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("url", help="device path, by-id name, or socket://HOST:PORT")
-    _connection_options(parser)
-
-
-def _connection_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--usb-serial", help="USB serial number that finds the port again after re-enumeration")
-    parser.add_argument("--timeout", type=float, default=1.0, help="reply timeout in seconds (default %(default)s)")
-    parser.add_argument(
-        "--connect-timeout", type=float, default=5.0, help="wait this long for the port (default %(default)s s)"
-    )
-    parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
-
-
-# --- the target ------------------------------------------------------------------------------------
-
-
-def usb_serial_of(path: str) -> str | None:
-    """The USB serial number of the port a device path (or symlink to it) names, if pyserial lists it."""
-    real = os.path.realpath(path)
-    for port in list_ports.comports():
-        if os.path.realpath(port.device) == real:
-            return port.serial_number
-    return None
-
-
-def station_rig(args: argparse.Namespace, url: str | None = None) -> StationRig:
-    """A one-station rack around the URL (default args.url), so an update can watch the port go and come back."""
-    url = url or args.url
-    network = "://" in url
-    usb_serial = args.usb_serial or (None if network else usb_serial_of(url))
-    station = Station(name=url, port=None if network else url, url=url if network else None, usb_serial=usb_serial)
-    rig = StationRig(
-        Rack(name="command line", stations=(station,)),
-        station,
-        bounds=replace(Bounds(), connect_s=args.connect_timeout),
-        timeouts=replace(Timeouts(), reply=args.timeout),
-    )
-    if rig.locator.observable and rig.locator.current() is None:
-        by_serial = f" and no USB port has serial number {usb_serial}" if usb_serial else ""
-        raise LinkError(f"no port at {url}{by_serial}; `rig devices` lists the VESC ports")
-    return rig
-
-
-def read_board(rig: StationRig) -> FwVersionReply:
-    with rig.connect() as esc:
-        assert esc.info is not None
-        return esc.info
 
 
 # --- output ----------------------------------------------------------------------------------------
@@ -259,18 +205,17 @@ def _print_times(console: Console, what: str, times: PhaseTimes, phases: tuple[s
 
 
 def run_info(args: argparse.Namespace) -> int:
-    rig = station_rig(args)
-    with rig.connect() as esc:
+    with open_session(args) as session, session.connect() as esc:
         assert esc.info is not None
         info = fw_fields(esc.info)
         values = esc.values()
+        port = session.bench.locator.current()
     telemetry = {f.name: getattr(values, f.name) for f in values.present()}
-    port = rig.locator.current()
     if args.json:
         emit_json({"url": args.url, "port": port, "fw_version": info, "values": telemetry})
         return 0
     console = Console()
-    console.print(_kv_table(f"{args.url} ({port})", info))
+    console.print(_kv_table(f"{args.url or args.station} ({port})", info))
     console.print(_kv_table("GET_VALUES", telemetry))
     return 0
 
@@ -278,20 +223,18 @@ def run_info(args: argparse.Namespace) -> int:
 # --- images and uploads ----------------------------------------------------------------------------
 
 
-def image_for(path: Path, kind: ImageKind, rig: StationRig, args: argparse.Namespace) -> Image:
+def image_for(path: Path, kind: ImageKind, session: StationSession, args: argparse.Namespace) -> Image:
     """A file is loaded as it is; a folder is searched for the board's hardware (read from the board)."""
-    hw_name = read_board(rig).hw_name or "" if path.is_dir() else ""
+    hw_name = session.read_board().hw_name or "" if path.is_dir() else ""
     hw = (args.hw,) if getattr(args, "hw", None) else ()
     return load_image(path, kind, hw_name, hw_names=hw, version=getattr(args, "version", None))
 
 
 def run_update(args: argparse.Namespace) -> int:
-    rig = station_rig(args)
-    image = image_for(args.image, ImageKind.FIRMWARE, rig, args)
-    with PhaseBar(not args.json) as bar:
-        result = rig.update(
-            image, allow_wrong_hw=args.allow_wrong_hw, window=args.window, progress=bar, all_can=args.all_can
-        )
+    with open_session(args) as session:
+        image = image_for(args.image, ImageKind.FIRMWARE, session, args)
+        with PhaseBar(not args.json) as bar:
+            result = session.update(image, window=args.window, progress=bar, all_can=args.all_can)
     if args.json:
         emit_json(
             {
@@ -301,29 +244,28 @@ def run_update(args: argparse.Namespace) -> int:
                 "after": fw_fields(result.after),
                 "proof": result.proof,
                 "nodes": {node: str(info.version) for node, info in result.nodes.items()},
+                **session_json(session),
             }
         )
         return 0
     console = Console()
-    console.print(
-        f"{args.url}: firmware {result.before.version} -> [bold green]{result.after.version}[/] ({result.proof})"
-    )
+    where = args.url or args.station
+    change = f"{result.before.version} -> [bold green]{result.after.version}[/]"
+    console.print(f"{where}: firmware {change} ({result.proof})")
     _print_times(console, image.describe(), result.times)
     return 0
 
 
 def run_bootloader(args: argparse.Namespace) -> int:
-    rig = station_rig(args)
-    image = image_for(args.image, ImageKind.BOOTLOADER, rig, args)
-    if image.hw_names:
-        check_hardware(image, read_board(rig).hw_name or "", allow_wrong_hw=args.allow_wrong_hw)
-    with PhaseBar(not args.json) as bar:
-        result = rig.upload_bootloader(image, window=args.window, progress=bar, all_can=args.all_can)
+    with open_session(args) as session:
+        image = image_for(args.image, ImageKind.BOOTLOADER, session, args)
+        with PhaseBar(not args.json) as bar:
+            result = session.upload_bootloader(image, window=args.window, progress=bar, all_can=args.all_can)
     if args.json:
-        emit_json({"url": args.url, **_upload_json(result, UPLOAD_PHASES)})
+        emit_json({"url": args.url, **_upload_json(result, UPLOAD_PHASES), **session_json(session)})
         return 0
     console = Console()
-    console.print(f"{args.url}: bootloader written ({result.stats.bytes_sent} bytes sent)")
+    console.print(f"{args.url or args.station}: bootloader written ({result.stats.bytes_sent} bytes sent)")
     _print_times(console, image.describe(), result.times, UPLOAD_PHASES)
     return 0
 
@@ -341,8 +283,7 @@ def _backup_json(backup: ConfigBackup) -> dict[str, Any]:
 
 
 def run_dump(args: argparse.Namespace) -> int:
-    rig = station_rig(args)
-    with rig.connect() as esc:
+    with open_session(args) as session, session.connect() as esc:
         backup = read_backup(esc)
     try:
         backup.save(args.output)
@@ -357,20 +298,27 @@ def run_dump(args: argparse.Namespace) -> int:
 
 def run_restore(args: argparse.Namespace) -> int:
     backup = ConfigBackup.load(args.file)
-    rig = station_rig(args)
-    with rig.connect() as esc:
-        assert esc.info is not None
-        board_hw, board_uid = esc.info.hw_name or "", (esc.info.uid or b"").hex()
+    with open_session(args) as session:
+        info = session.read_board()
+        board_hw, board_uid = info.hw_name or "", (info.uid or b"").hex()
         if board_hw != backup.hw_name and not args.force:
             raise ConfigError(
                 f"{args.file} was read from hardware {backup.hw_name!r}, {args.url} is {board_hw!r}: refusing to "
                 "write another hardware's config (--force to write it anyway)",
                 diagnosis=Diagnosis.WRONG_HARDWARE,
             )
-        restore(esc, backup, force=args.force)
+        session.restore_backup(backup, force=args.force)
     same_board = board_uid == backup.uid
     if args.json:
-        emit_json({"url": args.url, "file": str(args.file), "verified": True, "same_board": same_board})
+        emit_json(
+            {
+                "url": args.url,
+                "file": str(args.file),
+                "verified": True,
+                "same_board": same_board,
+                **session_json(session),
+            }
+        )
     else:
         note = "" if same_board else f" (read from another board, UID {backup.uid})"
         print(f"{args.url}: mcconf and appconf from {args.file} written and verified{note}")
@@ -414,7 +362,7 @@ def run_diff(args: argparse.Namespace) -> int:
     if Path(args.b).is_file():
         b, b_name = ConfigBackup.load(Path(args.b)), args.b
     else:
-        with station_rig(args, args.b).connect() as esc:
+        with open_session(args, args.b) as session, session.connect() as esc:
             b, b_name = read_backup(esc), f"{args.b} (now)"
     diffs = [blob_diff(a.blobs[kind], b.blobs[kind]) for kind in KINDS]
     same = all(d.same for d in diffs)

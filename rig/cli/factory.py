@@ -6,9 +6,9 @@ end is a PASS/FAIL table per board; exit 0 only when every board passed, 1 other
 
 Images: --firmware (a .bin/.hex, or a desktop-tool folder with --hw), --bootloader (a file, or a folder:
 the hardware's sub-folder or generic.bin), and for the two-stage flow an optional --swd-firmware (the
-firmware SWD writes before the USB update; an older release makes the version prove the update). On a
-simulated rack, images that are not given are generated per station from its simulated board: the
-bootloader, its firmware version for SWD, and the next minor version as the target.
+firmware SWD writes before the USB update; an older release makes the version prove the update). Images not
+given come from each station's [station.images] in the rack (firmware: the target, baseline: what SWD writes
+first, bootloader); a served simulated rack has them for every station.
 
 A simulated rack file must be served (`rig sim serve`, then use the resolved rack.toml), or served
 in-process for the run with --serve.
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -31,16 +30,17 @@ from rich.markup import escape
 from rich.table import Table
 
 from rig.cli.esc import emit_json, firmware_version
-from rig.cli.rack import served
-from rig.cli.records import DEFAULT_DB
+from rig.cli.sim import served
 from rig.errors import ImageError, RigError
 from rig.events import subscribe, unsubscribe
 from rig.factory.flow import BoardResult, FactoryPlan, Limits, Range, bring_up
-from rig.firmware.image import Image, ImageKind, load_bootloader, load_firmware, load_from_folder
-from rig.protocol.commands import FirmwareVersion
-from rig.station.rack import Rack, Station, load_rack
 from rig.factory.records import FAIL, PASS, RecordStore
-from rig.station.bench import StationRig
+from rig.firmware.image import Image, ImageKind, load_bootloader, load_firmware, load_from_folder, load_image
+from rig.protocol.commands import FirmwareVersion
+from rig.station.permissions import Permission, Permit
+from rig.station.rack import Rack, Station, StationImages, load_rack
+from rig.station.session import StationSession
+from rig.station.state import StateDir
 
 DEFAULT_JOBS = 8
 WIDE = 160  # table width when stdout is not a terminal
@@ -78,7 +78,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             help=f"limits of {name} (default {default}; `none` for no limit)",
         )
     checks.add_argument("--no-defaults", action="store_true", help="do not write the config defaults")
-    factory.add_argument("--records", type=Path, default=DEFAULT_DB, help="record store (default %(default)s)")
+    factory.add_argument("--records", type=Path, help="record store (default: records.sqlite3 in the state dir)")
+    factory.add_argument("--state-dir", type=Path, help="records and leases (default: the rack's, else per user)")
     factory.add_argument("--run-id", help="run id stored in every record (default: made from the time)")
     factory.add_argument("--jobs", type=_positive, default=DEFAULT_JOBS, help="stations at once (default %(default)s)")
     factory.add_argument("--serve", action="store_true", help="serve a simulated rack in-process for the run")
@@ -131,38 +132,36 @@ def _given(args: argparse.Namespace) -> _Given:
     return _Given(firmware, bootloader, swd)
 
 
-def _generated(station: Station, folder: Path) -> _Given:
-    """Images for a simulated station's board: bootloader, its own firmware version, and the next minor one."""
-    from rig.sim.image import make_bootloader_image, make_firmware_image
+def _from_rack(spec: Station, hw: str) -> _Given:
+    """The station's [station.images]: its firmware is the target, its baseline what SWD writes first."""
+    images = spec.images or StationImages()
+    if images.firmware is None or images.bootloader is None:
+        raise ImageError(
+            f"station {spec.name} has no firmware and bootloader images: give --firmware and --bootloader, or "
+            "put them in its [station.images] (a served simulated rack has them)"
+        )
 
-    assert station.sim is not None
-    hw, shipped = station.sim.node.hw, FirmwareVersion.parse(station.sim.node.fw)
-    target = FirmwareVersion(shipped.major, shipped.minor + 1)
+    def load(path: str, version: str | None) -> Image:
+        parsed = FirmwareVersion.parse(version) if version else None
+        return load_image(Path(path), ImageKind.FIRMWARE, hw, version=parsed)
 
-    def firmware(version: FirmwareVersion) -> Image:
-        path = folder / f"{hw}-{version}" / hw / "VESC_default.bin"
-        if not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(make_firmware_image(hw, str(version)))
-        return load_firmware(path, version=version)
-
-    loader = folder / "generic.bin"
-    if not loader.is_file():
-        loader.write_bytes(make_bootloader_image())
-    return _Given(firmware(target), load_bootloader(loader), firmware(shipped))
+    swd = load(images.baseline, images.baseline_version) if images.baseline else None
+    return _Given(
+        load(images.firmware, images.firmware_version),
+        load_image(Path(images.bootloader), ImageKind.BOOTLOADER, hw),
+        swd,
+    )
 
 
-def plans(args: argparse.Namespace, rack: Rack, stations: tuple[Station, ...], work: Path) -> dict[str, FactoryPlan]:
-    """One plan per station: the images given, the rest generated where the rack is simulated."""
+def plans(args: argparse.Namespace, stations: tuple[Station, ...]) -> dict[str, FactoryPlan]:
+    """One plan per station: the images given, the rest from the station's images in the rack."""
     given = _given(args)
     limits = Limits().override(**{name: getattr(args, name) for name in _LIMITS})
     out = {}
     for spec in stations:
         images = given
         if None in (given.firmware, given.bootloader):
-            if not rack.simulated or spec.sim is None:
-                raise ImageError("a rack of hardware needs --firmware and --bootloader")
-            made = _generated(spec, work)
+            made = _from_rack(spec, args.hw or spec.hw or "")
             images = _Given(
                 given.firmware or made.firmware,
                 given.bootloader or made.bootloader,
@@ -184,28 +183,46 @@ def plans(args: argparse.Namespace, rack: Rack, stations: tuple[Station, ...], w
 # --- the run ---------------------------------------------------------------------------------------
 
 
-def run_station(rack: Rack, spec: Station, plan: FactoryPlan, records: Path, run_id: str) -> BoardResult:
-    """One station's bring-up in its own record-store connection (SQLite connections are per thread)."""
+def run_station(rack: Rack, spec: Station, plan: FactoryPlan, context: FactoryContext) -> BoardResult:
+    """One station's bring-up in a station session (its lease held) and its own record-store connection
+    (SQLite connections are per thread)."""
+    session = StationSession(rack, spec.name, state=context.state, permit=context.permit)
     try:
-        station = StationRig(rack, spec)
+        session.open()
     except RigError as exc:
         return BoardResult(spec.name, FAIL, None, failed_step="setup", diagnosis=exc.diagnosis.value, reason=str(exc))
     try:
-        with RecordStore(records) as store:
-            return bring_up(station, plan, store, run_id)
+        with RecordStore(context.records) as store:
+            return bring_up(session, plan, store, context.run_id)
     finally:
-        station.close()
+        session.close()
 
 
-def run_all(rack: Rack, chosen: dict[str, FactoryPlan], records: Path, run_id: str, jobs: int) -> list[BoardResult]:
+@dataclass(frozen=True)
+class FactoryContext:
+    """What every station's bring-up of one run shares."""
+
+    state: StateDir
+    permit: Permit
+    records: Path
+    run_id: str
+
+
+def factory_permit(args: argparse.Namespace) -> Permit:
+    """Bringing up blank boards erases and programs the whole flash by nature; other hardware only if asked."""
+    granted = {Permission.MASS_ERASE, Permission.BOOTLOADER_ERASE}
+    if args.allow_wrong_hw:
+        granted.add(Permission.WRONG_HARDWARE)
+    return Permit(frozenset(granted), "rig factory (bringing up blank boards)")
+
+
+def run_all(rack: Rack, chosen: dict[str, FactoryPlan], context: FactoryContext, jobs: int) -> list[BoardResult]:
     """Every chosen station's bring-up, at most `jobs` at once; results in the order of `chosen`."""
     # Create the store (WAL mode, schema) before the threads: several connections opening a NEW SQLite
     # file at once fail at once with "database is locked" (switching to WAL takes an exclusive lock).
-    RecordStore(records).close()
+    RecordStore(context.records).close()
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="factory") as pool:
-        futures = [
-            pool.submit(run_station, rack, rack.station(name), plan, records, run_id) for name, plan in chosen.items()
-        ]
+        futures = [pool.submit(run_station, rack, rack.station(name), plan, context) for name, plan in chosen.items()]
         return [future.result() for future in futures]
 
 
@@ -240,23 +257,26 @@ def run_factory(args: argparse.Namespace) -> int:
     run_id = args.run_id or f"factory-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     stderr = Console(stderr=True)
     listener = StepLines(stderr)
-    with tempfile.TemporaryDirectory(prefix="rig-factory-") as work, served(spec, args.rack, args.serve) as rack:
-        chosen = plans(args, rack, rack.select(args.station), Path(work))
+    state = StateDir.at(args.state_dir or spec.state_dir)
+    records = args.records or state.records
+    context = FactoryContext(state, factory_permit(args), records, run_id)
+    with served(spec, args.rack, args.serve) as rack:
+        chosen = plans(args, rack.select(args.station))
         if not args.json:
             subscribe(listener)
         try:
-            results = run_all(rack, chosen, args.records, run_id, args.jobs)
+            results = run_all(rack, chosen, context, args.jobs)
         finally:
             unsubscribe(listener)
     ok = all(r.verdict == PASS for r in results)
     if args.json:
-        emit_json({"rack": rack.name, "run_id": run_id, "records": str(args.records), "ok": ok, "boards": results})
+        emit_json({"rack": rack.name, "run_id": run_id, "records": str(records), "ok": ok, "boards": results})
     else:
         console = Console()
         if not console.is_terminal:  # a log or a pipe: room for the UIDs and the reasons
             console.width = max(console.width, WIDE)
         console.print(table(rack.name, run_id, results))
-        print(f"records: {args.records} (run {run_id})")
+        print(f"records: {records} (run {run_id})")
     for r in results:
         if r.verdict != PASS:
             print(f"rig factory: station {r.station}: {r.verdict}: {failure(r)}", file=sys.stderr)

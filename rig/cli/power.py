@@ -1,6 +1,6 @@
 """`rig power on|off|cycle STATION --rack FILE [--json]`: switch a station's power, or power-cycle it with proof.
 
-The station's relay channel (or supply output) comes from the rack file, through rig.station.bench.StationRig, so the
+The station's relay channel (or supply output) comes from the rack file, through a station session, so the
 command works the same against hardware and against a simulated rack served by `rig sim serve` (give it the
 resolved rack, `<run dir>/rack.toml`). `off` waits (bounded) until the ESC's port has gone, `on` until it is
 back and the firmware answers FW_VERSION (`--no-wait` only switches); `cycle` runs rig.hardware.power.cycle and prints
@@ -16,10 +16,13 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+from rig.cli.session import add_state_options
 from rig.errors import PowerError, RigTimeout
-from rig.transport.presence import wait_back, wait_gone
+from rig.station.bench import Bounds
 from rig.station.rack import load_rack
-from rig.station.bench import Bounds, StationRig
+from rig.station.session import StationSession
+from rig.station.state import StateDir
+from rig.transport.presence import wait_back, wait_gone
 
 _DEFAULT = Bounds()
 _PHASES = ("switch", "off", "gone", "settle", "on", "back", "answer")  # in the order they happen
@@ -48,6 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         )
         if action != "cycle":
             parser.add_argument("--no-wait", action="store_true", help="only switch; do not wait for the port")
+        add_state_options(parser)
         parser.set_defaults(func=run_power)
 
 
@@ -66,32 +70,37 @@ def run_power(args: argparse.Namespace) -> int:
     bounds = _DEFAULT
     if args.timeout is not None:
         bounds = replace(_DEFAULT, gone_s=args.timeout, back_s=args.timeout, answer_s=args.timeout)
-    station = StationRig(rack, rack.station(args.station), bounds=bounds)
-    try:
+    session = StationSession(
+        rack,
+        rack.station(args.station).name,
+        state=StateDir.at(args.state_dir or rack.state_dir),
+        lease_wait_s=args.lease_wait,
+        bounds=bounds,
+    )
+    with session:
         if args.power_command == "cycle":
-            report = cycle(station)
+            report = cycle(session)
         else:
-            report = switch(station, on=args.power_command == "on", wait=not args.no_wait)
-    finally:
-        station.close()
+            report = switch(session, on=args.power_command == "on", wait=not args.no_wait)
     print(json.dumps(report) if args.json else _text(report))
     return 0
 
 
-def cycle(station: StationRig) -> dict[str, Any]:
+def cycle(session: StationSession) -> dict[str, Any]:
     """Power-cycle the station with proof; the report holds every phase's time (seconds)."""
-    channel = str(station.power_channel())
-    result = station.power_cycle()
-    return {"station": station.name, "action": "cycle", "channel": channel, **asdict(result), "total_s": result.total_s}
+    channel = str(session.bench.power_channel())
+    result = session.power_cycle()
+    return {"station": session.name, "action": "cycle", "channel": channel, **asdict(result), "total_s": result.total_s}
 
 
-def switch(station: StationRig, *, on: bool, wait: bool) -> dict[str, Any]:
+def switch(session: StationSession, *, on: bool, wait: bool) -> dict[str, Any]:
     """Switch the station's power; with `wait`, also wait (bounded) until its port has gone or is back."""
+    station = session.bench
     channel = station.power_channel()
     locator, bounds = station.locator, station.bounds
     before = locator.identity()
     started = time.monotonic()
-    channel.switch(on)
+    session.power(on)
     report: dict[str, Any] = {
         "station": station.name,
         "action": "on" if on else "off",

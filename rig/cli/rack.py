@@ -14,9 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -25,16 +23,20 @@ from rich.markup import escape
 from rich.table import Table
 
 from rig.cli.esc import emit_json
-from rig.errors import RackFileError, RigError
+from rig.cli.sim import served
 from rig.client.esc import Timeouts
-from rig.transport.presence import PortLocator
+from rig.errors import RigError
+from rig.hardware.swd import ConnectMode
+from rig.station.bench import Bounds
+from rig.station.leases import LeaseBusy
 from rig.station.rack import Rack, Station, load_rack
-from rig.station.bench import Bounds, StationRig
-from rig.hardware.swd import SwdSession
+from rig.station.session import StationSession
+from rig.station.state import StateDir
+from rig.transport.presence import PortLocator
 
 log = logging.getLogger(__name__)
 
-CHECKS = ("port", "firmware", "relay", "supply", "swd")
+CHECKS = ("port", "firmware", "relay", "supply", "swd")  # and "lease", "broken" when they fail
 DEFAULT_BOUND_S = 2.0
 
 
@@ -66,30 +68,45 @@ def _run(check: Callable[[], str]) -> Check:
         return Check(False, str(exc))
 
 
-def check_station(rack: Rack, spec: Station, bound_s: float) -> StationCheck:
-    """Every check of one station, each bounded by about `bound_s`."""
+def check_station(rack: Rack, spec: Station, bound_s: float, state: StateDir) -> StationCheck:
+    """Every check of one station, each bounded by about `bound_s`, through a session holding its lease
+    (a station another run holds is reported as in use, not touched)."""
     result = StationCheck(spec.name)
+    session = StationSession(
+        rack,
+        spec.name,
+        state=state,
+        bounds=replace(Bounds(), connect_s=bound_s),
+        timeouts=replace(Timeouts(), reply=min(bound_s, 0.5), ping_can=bound_s),
+    )
+    try:
+        session.open()
+    except LeaseBusy as exc:
+        result.checks["lease"] = Check(False, f"in use: {exc}")
+    else:
+        try:
+            _check_parts(session, result, bound_s)
+        finally:
+            session.close()
+    mark = state.broken(session.key)
+    if mark is not None:
+        result.checks["broken"] = Check(False, f"marked broken {mark.at_text}: {mark.diagnosis}: {mark.detail}")
+    for name in CHECKS:
+        result.checks.setdefault(name, Check(None, "none"))
+    return result
+
+
+def _check_parts(session: StationSession, result: StationCheck, bound_s: float) -> None:
+    spec = session.spec
     if spec.link_url is None:
         result.checks["port"] = Check(False, "no port, url or usb_serial in the rack file")
         result.checks["firmware"] = Check(False, "no port to ask")
     else:
         result.checks["port"] = _port(spec)
-        rig = StationRig(
-            rack,
-            spec,
-            bounds=replace(Bounds(), connect_s=bound_s),
-            timeouts=replace(Timeouts(), reply=min(bound_s, 0.5), ping_can=bound_s),
-        )
-        try:
-            result.checks["firmware"] = _run(lambda: _firmware(rig, bound_s))
-            result.checks["relay"] = _run(lambda: _relay(rig)) if spec.relay else Check(None, "none")
-            result.checks["supply"] = _run(lambda: _supply(rig)) if spec.supply else Check(None, "none")
-        finally:
-            rig.close()
-        result.checks["swd"] = _run(lambda: _swd(rig, bound_s)) if spec.swd else Check(None, "none")
-    for name in CHECKS:
-        result.checks.setdefault(name, Check(None, "none"))
-    return result
+        result.checks["firmware"] = _run(lambda: _firmware(session, bound_s))
+    result.checks["relay"] = _run(lambda: _relay(session)) if spec.relay else Check(None, "none")
+    result.checks["supply"] = _run(lambda: _supply(session)) if spec.supply else Check(None, "none")
+    result.checks["swd"] = _run(lambda: _swd(session, bound_s)) if spec.swd else Check(None, "none")
 
 
 def _port(spec: Station) -> Check:
@@ -103,35 +120,36 @@ def _port(spec: Station) -> Check:
     return Check(True, device)
 
 
-def _firmware(rig: StationRig, bound_s: float) -> str:
-    with rig.connect(bound_s=bound_s) as esc:
+def _firmware(session: StationSession, bound_s: float) -> str:
+    with session.connect(bound_s=bound_s) as esc:
         assert esc.info is not None
         text = f"{esc.info.version} hw {esc.info.hw_name}"
-        for node, client in rig.nodes(esc)[1:]:
+        for node, client in session.nodes(esc)[1:]:
             text += f", CAN {node}: {client.fw_version().version}"
     return text
 
 
-def _relay(rig: StationRig) -> str:
-    channel = rig.power_channel()
-    state = channel.state()
-    return f"{rig.spec.relay} " + ("(no read-back)" if state is None else "on" if state else "off")
+def _relay(session: StationSession) -> str:
+    state = session.bench.power_channel().state()
+    return f"{session.spec.relay} " + ("(no read-back)" if state is None else "on" if state else "off")
 
 
-def _supply(rig: StationRig) -> str:
-    supply = rig.supply()
+def _supply(session: StationSession) -> str:
+    supply = session.bench.supply()
     assert supply is not None
-    return f"{rig.spec.supply}: {supply.read_voltage():.2f} V, output {'on' if supply.output() else 'off'}"
+    return f"{session.spec.supply}: {supply.read_voltage():.2f} V, output {'on' if supply.output() else 'off'}"
 
 
-def _swd(rig: StationRig, bound_s: float) -> str:
-    config = rig.swd().config
-    with SwdSession(replace(config, connect_attempts=1, attempt_bound_s=bound_s)):
-        return f"{config.probe_id} ({config.target})"
+def _swd(session: StationSession, bound_s: float) -> str:
+    """Attach without halting or resetting the MCU (a board running its firmware keeps running)."""
+    swd = session.swd()
+    swd.config = replace(swd.config, connect_attempts=1, attempt_bound_s=bound_s, connect_mode=ConnectMode.ATTACH)
+    with swd:
+        return f"{swd.config.probe_id} ({swd.config.target}, attached)"
 
 
-def check_rack(rack: Rack, stations: tuple[Station, ...], bound_s: float) -> list[StationCheck]:
-    return [check_station(rack, spec, bound_s) for spec in stations]
+def check_rack(rack: Rack, stations: tuple[Station, ...], bound_s: float, state: StateDir) -> list[StationCheck]:
+    return [check_station(rack, spec, bound_s, state) for spec in stations]
 
 
 # --- the command -----------------------------------------------------------------------------------
@@ -151,30 +169,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument("--serve", action="store_true", help="serve a simulated rack in-process for the check")
     check.add_argument("--bound", type=float, default=DEFAULT_BOUND_S, help="seconds per check (default %(default)s)")
     check.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    check.add_argument("--state-dir", type=Path, help="leases and broken marks (default: the rack's, else per user)")
     check.set_defaults(func=run_check)
-
-
-@contextmanager
-def served(rack: Rack, path: Path, serve: bool) -> Iterator[Rack]:
-    """The rack as host code uses it: a hardware or served rack as it is, a simulated one served here."""
-    if rack.served:
-        yield rack
-        return
-    if not serve:
-        raise RackFileError(
-            f"{path} is a simulated rack that is not served: run `rig sim serve --rack {path}` and check the "
-            "resolved rack file it writes (rack.toml in its run directory), or add --serve to serve it for the check"
-        )
-    from rig.sim.serve import SimRack
-
-    with tempfile.TemporaryDirectory(prefix="rig-check-") as run_dir, SimRack(rack, Path(run_dir)) as sim:
-        yield sim.resolved
+    clear = sub.add_parser(
+        "clear-broken",
+        help="forget that a station is broken (after the board was repaired)",
+        description="A transition that could not bring a board back marks its station broken, and tests skip it "
+        "with that diagnosis. Once the board is repaired, clear the mark.",
+    )
+    clear.add_argument("--rack", type=Path, required=True, help="rack file")
+    clear.add_argument("station", nargs="+", help="station names")
+    clear.add_argument("--state-dir", type=Path, help="where the marks are (default: the rack's, else per user)")
+    clear.set_defaults(func=run_clear_broken)
 
 
 def run_check(args: argparse.Namespace) -> int:
     spec = load_rack(args.rack)
+    state = StateDir.at(args.state_dir or spec.state_dir)
     with served(spec, args.rack, args.serve) as rack:
-        results = check_rack(rack, rack.select(args.station), args.bound)
+        results = check_rack(rack, rack.select(args.station), args.bound, state)
     ok = all(r.ok for r in results)
     if args.json:
         emit_json({"rack": rack.name, "file": str(args.rack), "ok": ok, "stations": [_json(r) for r in results]})
@@ -209,3 +222,13 @@ def _cell(check: Check) -> str:
     if check.ok:
         return f"[green]✓[/] {escape(check.detail)}"
     return f"[red]✗ {escape(check.detail)}[/]"
+
+
+def run_clear_broken(args: argparse.Namespace) -> int:
+    rack = load_rack(args.rack)
+    state = StateDir.at(args.state_dir or rack.state_dir)
+    for name in args.station:
+        station = rack.station(name)
+        cleared = state.clear_broken(f"{rack.name}/{station.name}")
+        print(f"{name}: " + ("broken mark cleared" if cleared else "was not marked broken"))
+    return 0

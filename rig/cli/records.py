@@ -18,8 +18,7 @@ from rich.table import Table
 
 from rig.cli.esc import emit_json
 from rig.factory.records import FAIL, PASS, VERDICTS, BoardRecord, RecordError, RecordStore, write_csv, write_json
-
-DEFAULT_DB = Path("reports") / "records.sqlite"
+from rig.station.state import StateDir
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = records.add_subparsers(dest="records_command", required=True, metavar="ACTION")
 
     db = argparse.ArgumentParser(add_help=False)
-    db.add_argument("--db", type=Path, default=DEFAULT_DB, help=f"the record store (default {DEFAULT_DB})")
+    db.add_argument("--db", type=Path, help="the record store (default: records.sqlite3 in the state dir)")
+    db.add_argument("--state-dir", type=Path, help="the state dir (default: $VESC_RIG_STATE_DIR, else per user)")
     filters = argparse.ArgumentParser(add_help=False, parents=[db])
     filters.add_argument("--station", help="only this station")
     filters.add_argument("--uid", help="only this board (USB UID, hex as FW_VERSION gives it)")
@@ -69,7 +69,7 @@ def _store(path: Path) -> RecordStore:
 
 
 def _select(args: argparse.Namespace) -> list[BoardRecord]:
-    with _store(args.db) as store:
+    with _store(_db(args)) as store:
         return store.records(station=args.station, uid=args.uid, verdict=args.verdict, since=args.since)
 
 
@@ -83,7 +83,7 @@ def run_list(args: argparse.Namespace) -> int:
     if args.json:
         emit_json([r.as_json() for r in found])
         return 0
-    table = Table(title=f"{len(found)} board records in {args.db}")
+    table = Table(title=f"{len(found)} board records in {_db(args)}")
     for column in ("id", "started (UTC)", "station", "uid", "hw", "fw", "bootloader", "checks", "verdict"):
         table.add_column(column, justify="right" if column in ("id", "checks") else "left")
     for r in found:
@@ -96,7 +96,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    with _store(args.db) as store:
+    with _store(_db(args)) as store:
         r = store.record(args.id)
     if args.json:
         emit_json(r.as_json())
@@ -128,3 +128,7 @@ def run_export(args: argparse.Namespace) -> int:
         write(found, out)
     print(f"{len(found)} records written to {args.output}", file=sys.stderr)
     return 0
+
+
+def _db(args: argparse.Namespace) -> Path:
+    return args.db or StateDir.at(args.state_dir).records

@@ -17,12 +17,15 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import rig
-from rig.station.rack import Rack, Station, load_rack
+from rig.errors import RackFileError
 from rig.sim.serve import SimRack
+from rig.station.rack import Rack, Station, load_rack
 
 DEFAULT_RACK = Path(rig.__file__).resolve().parent.parent / "fixtures" / "racks" / "sim.toml"
 
@@ -113,3 +116,18 @@ def run_serve(args: argparse.Namespace) -> int:
         if fresh:
             shutil.rmtree(run_dir, ignore_errors=True)
     return 0
+
+
+@contextmanager
+def served(rack: Rack, path: Path, serve: bool) -> Iterator[Rack]:
+    """The rack as host code uses it: a hardware or served rack as it is, a simulated one served here."""
+    if rack.served:
+        yield rack
+        return
+    if not serve:
+        raise RackFileError(
+            f"{path} is a simulated rack that is not served: run `rig sim serve --rack {path}` and use the "
+            "resolved rack file it writes (rack.toml in its run directory), or add --serve to serve it for this run"
+        )
+    with tempfile.TemporaryDirectory(prefix="rig-serve-") as run_dir, SimRack(rack, Path(run_dir)) as sim:
+        yield sim.resolved

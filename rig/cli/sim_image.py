@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from rig.device.firmware import PROFILES
+from rig.sim.errors import SimError
 from rig.sim.image import make_bootloader_image, make_firmware_image, read_descriptor
-from rig.sim.profiles import PROFILES, SimError
 
 
 def add_image_command(sim_subparsers: argparse._SubParsersAction) -> None:

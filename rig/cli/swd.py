@@ -1,10 +1,14 @@
 """`rig swd flash|erase|verify`: program, erase and verify a board over SWD through pyocd (F4, F5).
 
 The probe is reached either through a rack file (`--rack FILE --station S`: the station's [station.swd] probe,
-target, clock and connect mode, through rig.station.bench.StationRig) or directly (`--probe ID [--target T]`; ID is a
-USB probe's unique id, or `remote:HOST:PORT` of a pyocd probe server such as the one `rig sim serve` prints).
-`--frequency` and `--under-reset` apply to both. A rich progress bar on stderr follows rig.hardware.swd's progress
-callback; erase, program and verify times are reported separately (`--json`: one object on stdout).
+target, clock and connect mode) or directly (`--probe ID [--target T]`; ID is a USB probe's unique id, or
+`remote:HOST:PORT` of a pyocd probe server such as the one `rig sim serve` prints). `--frequency` and
+`--under-reset` apply to both. Either way the command runs in a station session (rig.station.session): it holds
+the station's lease, checks every image before anything is erased (a .hex is split into its firmware and
+bootloader parts, each checked; a firmware for other hardware is refused when the board's hardware is known),
+backs up the configs of a board that answers over USB and restores them, and refuses to touch the bootloader
+sector or mass erase without --allow-destructive. A rich progress bar on stderr follows the progress callback;
+erase, program and verify times are reported separately (`--json`: one object on stdout).
 """
 
 from __future__ import annotations
@@ -12,24 +16,26 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from intelhex import IntelHexError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from rig.errors import ImageError
-from rig.station.rack import load_rack
-from rig.sim.flash import BOOTLOADER_BASE
-from rig.station.bench import StationRig
-from rig.hardware.swd import FIRMWARE_BASE, ConnectMode, Image, SwdConfig, SwdSession
+from rig.cli.session import permit, session_json, tell
+from rig.device.memory import BOOTLOADER_BASE, FLASH_BASE
+from rig.errors import RigError
+from rig.firmware.image import Image, flash_segments, load_for_swd
+from rig.hardware.swd import ConnectMode, SwdSession
 from rig.hardware.swd_target import TARGET_NAME
+from rig.station.rack import Rack, Station, SwdSpec, load_rack
+from rig.station.session import StationSession
+from rig.station.state import StateDir
 
-ADDRESS_NAMES = {"firmware": FIRMWARE_BASE, "bootloader": BOOTLOADER_BASE}
+ADDRESS_NAMES = {"firmware": FLASH_BASE, "bootloader": BOOTLOADER_BASE}
 _SUFFIXES = {"k": 1e3, "m": 1e6}
 
 
@@ -119,19 +125,21 @@ def _hertz(text: str) -> int:
 
 
 def run_flash(args: argparse.Namespace) -> int:
-    image = load_image(args, args.image)
+    images = load_images(args)
     bar = ProgressBar(enabled=not args.json)
-    session = session_for(args, bar)
-    with bar, _connected(session, bar) as connect_s:
-        result = session.program(args.image, args.address, chip_erase=args.chip_erase, verify=not args.no_verify)
+    with open_probe_session(args) as session:
+        swd = configured(args, session.swd(bar))
+        with bar, _connected(swd, bar) as connect_s:
+            result = session.swd_program(images, chip_erase=args.chip_erase, verify=not args.no_verify, swd=swd)
     report = {
         "command": "flash",
-        **_where(session),
+        **_where(swd),
         "image": str(args.image),
-        "segments": _segments(image),
+        "segments": _segments(images),
         "connect_s": connect_s,
         **asdict(result),
         "verified": not args.no_verify,
+        **session_json(session),
     }
     _print(args, report, _flash_text)
     return 0
@@ -139,35 +147,45 @@ def run_flash(args: argparse.Namespace) -> int:
 
 def run_erase(args: argparse.Namespace) -> int:
     bar = ProgressBar(enabled=not args.json)
-    session = session_for(args, bar)
-    with bar, _connected(session, bar) as connect_s:
-        if args.mass:
-            task = bar.busy("mass erase")
-            erase_s = session.mass_erase()
-            report: dict[str, Any] = {"mode": "mass"}
-        else:
-            start, length = args.sector_range
-            task = bar.busy("sector erase")
-            erase_s = session.erase(start, length)
-            report = {"mode": "sectors", "start": start, "length": length}
-        bar.done(task)
-    report = {"command": "erase", **_where(session), **report, "connect_s": connect_s, "erase_s": erase_s}
+    with open_probe_session(args) as session:
+        swd = configured(args, session.swd(bar))
+        with bar, _connected(swd, bar) as connect_s:
+            if args.mass:
+                task = bar.busy("mass erase")
+                erase_s = session.swd_erase(mass=True, swd=swd)
+                report: dict[str, Any] = {"mode": "mass"}
+            else:
+                start, length = args.sector_range
+                task = bar.busy("sector erase")
+                erase_s = session.swd_erase(start=start, length=length, swd=swd)
+                report = {"mode": "sectors", "start": start, "length": length}
+            bar.done(task)
+    report = {
+        "command": "erase",
+        **_where(swd),
+        **report,
+        "connect_s": connect_s,
+        "erase_s": erase_s,
+        **session_json(session),
+    }
     _print(args, report, _erase_text)
     return 0
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    image = load_image(args, args.image)
+    images = load_images(args)
     bar = ProgressBar(enabled=not args.json)
-    session = session_for(args, bar)
-    with bar, _connected(session, bar) as connect_s:
-        verify_s = session.verify(image)
+    with open_probe_session(args) as session:
+        swd = configured(args, session.swd(bar))
+        with bar, _connected(swd, bar) as connect_s:
+            verify_s = swd.verify(flash_segments(images))
+    size = sum(len(i.data) for i in images)
     report = {
         "command": "verify",
-        **_where(session),
+        **_where(swd),
         "image": str(args.image),
-        "segments": _segments(image),
-        "image_bytes": image.size,
+        "segments": _segments(images),
+        "image_bytes": size,
         "connect_s": connect_s,
         "verify_s": verify_s,
         "verified": True,
@@ -176,20 +194,43 @@ def run_verify(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_image(args: argparse.Namespace, path: Path) -> Image:
-    """The image's segments; ImageError (exit 1) for a missing, unreadable or malformed file."""
-    if args.address is not None and path.suffix.lower() != ".bin":
+def load_images(args: argparse.Namespace) -> tuple[Image, ...]:
+    """The checked images of the file: ImageError (exit 1) for a missing, corrupt, truncated or foreign file."""
+    if args.address is not None and args.image.suffix.lower() != ".bin":
         args.parser.error("--address is for .bin images; a .hex carries its own addresses")
-    if not path.is_file():
-        raise ImageError(f"{path}: no such image file")
-    try:
-        return Image.load(path, args.address)
-    except (OSError, IntelHexError, ValueError) as exc:
-        raise ImageError(f"{path}: cannot read the image: {exc}") from exc
+    return load_for_swd(args.image, args.address, hw_names=(args.hw,) if args.hw else ())
 
 
-def session_for(args: argparse.Namespace, progress: Callable[[str, float], None] | None) -> SwdSession:
-    """An unopened SwdSession from `--rack/--station` or `--probe`, with the command line's overrides."""
+@contextmanager
+def open_probe_session(args: argparse.Namespace) -> Iterator[StationSession]:
+    """A session on --rack/--station, or on a probe-only station around --probe."""
+    if args.probe:
+        if args.station:
+            args.parser.error("--station goes with --rack, not with --probe")
+        station = Station(name=f"probe {args.probe}", swd=SwdSpec(args.probe, args.target or TARGET_NAME))
+        rack = Rack(name="probe", stations=(station,))
+    else:
+        if not args.station:
+            args.parser.error("--rack needs --station")
+        rack = load_rack(args.rack)
+    session = StationSession(
+        rack,
+        rack.stations[0].name if args.probe else args.station,
+        state=StateDir.at(args.state_dir or rack.state_dir),
+        permit=permit(args),
+        lease_wait_s=args.lease_wait,
+    )
+    with session:
+        try:
+            yield session
+        except RigError:
+            tell(args, session, failed=True)
+            raise
+        tell(args, session)
+
+
+def configured(args: argparse.Namespace, swd: SwdSession) -> SwdSession:
+    """The station's SWD settings with the command line's overrides."""
     overrides: dict[str, Any] = {}
     if args.target:
         overrides["target"] = args.target
@@ -197,16 +238,8 @@ def session_for(args: argparse.Namespace, progress: Callable[[str, float], None]
         overrides["frequency_hz"] = args.frequency
     if args.under_reset:
         overrides["connect_mode"] = ConnectMode.UNDER_RESET
-    if args.probe:
-        if args.station:
-            args.parser.error("--station goes with --rack, not with --probe")
-        return SwdSession(SwdConfig(args.probe, **overrides), progress)
-    if not args.station:
-        args.parser.error("--rack needs --station")
-    rack = load_rack(args.rack)
-    session = StationRig(rack, rack.station(args.station)).swd(progress=progress)
-    session.config = replace(session.config, **overrides)
-    return session
+    swd.config = replace(swd.config, **overrides)
+    return swd
 
 
 @contextmanager
@@ -220,8 +253,8 @@ def _connected(session: SwdSession, bar: ProgressBar) -> Iterator[float]:
         yield connect_s
 
 
-def _where(session: SwdSession) -> dict[str, Any]:
-    config = session.config
+def _where(swd: SwdSession) -> dict[str, Any]:
+    config = swd.config
     return {
         "probe": config.probe_id,
         "target": config.target,
@@ -230,8 +263,8 @@ def _where(session: SwdSession) -> dict[str, Any]:
     }
 
 
-def _segments(image: Image) -> list[dict[str, int]]:
-    return [{"address": address, "bytes": len(data)} for address, data in image.segments]
+def _segments(images: Sequence[Image]) -> list[dict[str, int]]:
+    return [{"address": address, "bytes": len(data)} for address, data in flash_segments(images)]
 
 
 # --- output ------------------------------------------------------------------------------------------
@@ -257,13 +290,13 @@ class ProgressBar:
         self._task: TaskID | None = None
         self._seen: dict[str, int] = {}
 
-    def __call__(self, phase: str, fraction: float) -> None:
+    def __call__(self, phase: str, done: int, total: int) -> None:
         if phase != self._phase or self._task is None:
             self._phase = phase
             self._seen[phase] = self._seen.get(phase, 0) + 1
             label = phase if self._seen[phase] == 1 else f"{phase} #{self._seen[phase]}"
-            self._task = self._progress.add_task(label, total=1.0)
-        self._progress.update(self._task, completed=fraction)
+            self._task = self._progress.add_task(label, total=total)
+        self._progress.update(self._task, completed=done, total=total)
 
     def busy(self, what: str) -> TaskID:
         """A bar with no measure of progress (a connect, a mass erase) until done()."""

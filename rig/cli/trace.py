@@ -10,9 +10,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from rig.captures.decode import DecodedTrace, TraceError, TraceEvent, decode_log
 from rig.cli.args import firmware_version
 from rig.protocol.commands import LATEST, command_table
-from rig.captures.decode import DecodedTrace, TraceError, TraceEvent, decode_log
 
 PREVIEW_BYTES = 16
 

@@ -15,10 +15,10 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from rig.errors import BadReply, CommandFailed, ConfigError, LinkLost, PayloadError, RigTimeout
-from rig.transport.link import Link, Trace
 from rig.protocol import codecs as c
 from rig.protocol.commands import LATEST, Cmd, CommandTable, FirmwareVersion, command_table
 from rig.protocol.framing import MAX_PAYLOAD_3_40, MAX_PAYLOAD_VESC_TOOL, Frame, FrameDecoder, encode_frame
+from rig.transport.link import Link, Trace
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ The flow (one board, `bring_up`):
    merged hex, verify by reading back (F4).
 2. Power cycle through the station's relay or supply, with proof (F9): the board now boots what SWD wrote.
 3. Two-stage flow (``merged=False``, the default): the target firmware over USB, through the
-   bootloader just written (rig.station.bench.StationRig.update), which proves the bootloader works (F1/F2
+   bootloader just written (StationSession.update), which proves the bootloader works (F1/F2
    are caught at the factory, not in the field). Merged flow (``merged=True``): SWD wrote the target
    firmware already; nothing goes over USB.
 4. Identity (firmware version, hardware name, UID) and telemetry (input voltage, FET and motor
@@ -32,23 +32,26 @@ board with a check out of limits.
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import NoReturn
 
-from rig.firmware.config import KINDS, write_verified
 from rig.errors import ImageError, RigError
 from rig.events import step
-from rig.firmware.image import Image, ImageKind, write_merged_hex
+from rig.factory.records import FAIL, CheckResult, Record, RecordStore
+from rig.firmware.config import KINDS
+from rig.firmware.image import Image, ImageKind
+from rig.hardware.power import PowerCycleResult
+from rig.hardware.swd import FlashResult, SwdSession
 from rig.protocol.codecs import FwVersionReply
 from rig.protocol.commands import FirmwareVersion
 from rig.protocol.values import Values
-from rig.factory.records import FAIL, CheckResult, Record, RecordStore
-from rig.station.bench import StationRig
-from rig.hardware.swd import ConnectMode, SwdConnectFailed, SwdSession
+from rig.station.bench import UpdateResult
+from rig.station.session import StationSession
+from rig.station.strategy import StationStrategy, StepFailed
 
 log = logging.getLogger(__name__)
 
@@ -169,8 +172,8 @@ class _StepFailed(Exception):
 class _BringUp:
     """One board's bring-up: the steps, and what the board has reached so far."""
 
-    def __init__(self, station: StationRig, plan: FactoryPlan, record: Record) -> None:
-        self.station = station
+    def __init__(self, session: StationSession, plan: FactoryPlan, record: Record) -> None:
+        self.session = session
         self.plan = plan
         self.record = record
         self.reached = "not touched"
@@ -182,30 +185,33 @@ class _BringUp:
         """A reported step; its time (or its error) is stored as a check of that name when it ends."""
         started = time.monotonic()
         try:
-            with step(f"factory: {name}", station=self.station.name, **params):
+            with step(f"factory: {name}", station=self.session.name, **params):
                 yield
         except RigError as exc:
-            self.record.check(name, f"[{exc.diagnosis.value}] {exc}", passed=False)
-            raise _StepFailed(name, exc) from exc
+            self.fail(name, exc)
         self.record.check(name, round(time.monotonic() - started, 3), unit="s", passed=True)
 
-    @property
-    def has_power(self) -> bool:
-        """Whether the station switches the board's power (a relay channel or a supply)."""
-        return self.station.spec.relay is not None or self.station.spec.supply is not None
+    def fail(self, name: str, exc: RigError) -> NoReturn:
+        self.record.check(name, f"[{exc.diagnosis.value}] {exc}", passed=False)
+        raise _StepFailed(name, exc) from exc
 
     # --- the steps -----------------------------------------------------------------------------------
 
     def run(self) -> None:
-        self.swd()
-        with self.step("power cycle"):
-            cycle = self.station.power_cycle()
-        self.record.check("power cycle proof", cycle.proof)
-        self.reached = "running the firmware written over SWD"
-        if not self.plan.merged:
-            self.usb_update()
+        strategy = StationStrategy(self.session)
+        peers = len(self.session.spec.can_ids) > 1
+        try:
+            strategy.provision(
+                bootloader=self.plan.bootloader,
+                swd_firmware=self.plan.swd_image,
+                firmware=None if self.plan.merged else self.plan.firmware,
+                all_can=peers,
+                on_step=self.provisioned,
+            )
+        except StepFailed as failed:
+            self.fail(failed.name, failed.error)
         with self.step("connect"):
-            esc = self.station.connect()
+            esc = self.session.connect()
         with esc:
             self.info = esc.info
             assert self.info is not None  # connect() reads FW_VERSION
@@ -215,59 +221,40 @@ class _BringUp:
                 self.identity(self.info)
             with self.step("telemetry"):
                 self.telemetry(esc.values())
-            if len(self.station.spec.can_ids) > 1:
+            if peers:
                 with self.step("CAN nodes"):
-                    for node, client in self.station.nodes(esc)[1:]:
+                    for node, client in self.session.nodes(esc)[1:]:
                         self.version_check(f"CAN {node} fw_version", client.fw_version().version)
-            if self.plan.write_defaults:
-                with self.step("config defaults"):
-                    for kind in KINDS:
-                        default = esc.get_config(kind, default=True)
-                        write_verified(esc, default, self.info.version)
-                        self.record.check(f"{kind.value} defaults verified", len(default.data), unit="B")
+        if self.plan.write_defaults:
+            with self.step("config defaults"):
+                self.write_defaults()
 
-    def swd(self) -> None:
-        with tempfile.TemporaryDirectory(prefix="rig-factory-") as work:
-            image = write_merged_hex(Path(work) / f"{self.station.name}.hex", self.plan.bootloader, self.plan.swd_image)
-            if self.has_power:  # a board left off (say, by a failed run) does not answer SWD
-                with self.step("power on"):
-                    self.station.power_channel().switch(True)
-            with self.step("swd connect"):
-                session = self.swd_session()
-            try:
-                self.record.check("swd connect mode", session.config.connect_mode.value)
-                with self.step("swd mass erase"):
-                    session.mass_erase()
-                self.reached = "flash erased"
-                with self.step("swd program", image=self.plan.swd_image.describe()):
-                    flashed = session.program(image, verify=True)
-                self.record.check("swd verified", flashed.image_bytes, unit="B")
-            finally:
-                session.close()
-        self.reached = "bootloader and firmware written over SWD"
-        self.record.note_firmware(str(self.plan.swd_image.version or ""), image_label(self.plan.bootloader))
+    def provisioned(self, name: str, seconds: float, value: object) -> None:
+        """A provisioning step ended: its time, and what it proved, go to the record."""
+        self.record.check(name, round(seconds, 3), unit="s", passed=True)
+        if isinstance(value, SwdSession):
+            self.record.check("swd connect mode", value.config.connect_mode.value)
+        elif name == "swd mass erase":
+            self.reached = "flash erased"
+        elif isinstance(value, FlashResult):
+            self.record.check("swd verified", value.image_bytes, unit="B")
+            self.reached = "bootloader and firmware written over SWD"
+            self.record.note_firmware(str(self.plan.swd_image.version or ""), image_label(self.plan.bootloader))
+        elif isinstance(value, PowerCycleResult):
+            self.record.check("power cycle proof", value.proof)
+            self.reached = "running the firmware written over SWD"
+        elif isinstance(value, UpdateResult):
+            self.record.check("usb update", f"{value.before.version} -> {value.after.version} ({value.proof})")
+            self.reached = f"running firmware {value.after.version}"
 
-    def swd_session(self) -> SwdSession:
-        """An open session: in the station's connect mode (one try), then under reset if the target does not answer."""
-        session = self.station.swd()
-        configured = session.config
-        if configured.connect_mode != ConnectMode.UNDER_RESET:
-            session.config = replace(configured, connect_attempts=1)
-            try:
-                session.open()
-                return session
-            except SwdConnectFailed as exc:
-                log.info("%s: %s; connecting under reset", self.station.name, exc)
-        session.config = replace(configured, connect_mode=ConnectMode.UNDER_RESET)
-        session.open()
-        return session
-
-    def usb_update(self) -> None:
-        peers = len(self.station.spec.can_ids) > 1
-        with self.step("firmware over USB", image=self.plan.firmware.describe()):
-            result = self.station.update(self.plan.firmware, allow_wrong_hw=self.plan.allow_wrong_hw, all_can=peers)
-        self.record.check("usb update", f"{result.before.version} -> {result.after.version} ({result.proof})")
-        self.reached = f"running firmware {result.after.version}"
+    def write_defaults(self) -> None:
+        """GET_*CONF_DEFAULT of the board, written through the session and read back equal."""
+        assert self.info is not None
+        with self.session.connect() as esc:
+            defaults = [esc.get_config(kind, default=True) for kind in KINDS]
+        self.session.write_config(*defaults, made_for=self.info.version)
+        for blob in defaults:
+            self.record.check(f"{blob.kind.value} defaults verified", len(blob.data), unit="B")
 
     def identity(self, info: FwVersionReply) -> None:
         self.version_check("fw_version", info.version)
@@ -296,10 +283,10 @@ class _BringUp:
     def leave(self) -> str:
         """Power a failed board off where the station can; say what it reached and how it was left."""
         reached = self.now_running() or self.reached
-        if not self.has_power:
+        if not self.session.has_power:
             return f"{reached}; left powered (the station has no relay or supply)"
         try:
-            self.station.power_channel().switch(False)
+            self.session.power(False)
         except RigError as exc:
             return f"{reached}; could not power it off ({exc}), left as it was"
         return f"{reached}; powered off"
@@ -307,13 +294,13 @@ class _BringUp:
     def now_running(self) -> str | None:
         """What the board runs now, if it answers (noted in the record), else None."""
         try:
-            if not self.station.answers():
+            if self.session.probe() is None:
                 return None
-            with self.station.connect(bound_s=self.station.bounds.answer_s) as esc:
+            with self.session.connect(bound_s=self.session.bench.bounds.answer_s) as esc:
                 self.info = esc.info
                 assert self.info is not None
         except RigError as exc:
-            log.info("%s: no answer while leaving it: %s", self.station.name, exc)
+            log.info("%s: no answer while leaving it: %s", self.session.name, exc)
             return None
         self.record.note_firmware(str(self.info.version))
         if not self.uid_recorded:
@@ -327,7 +314,7 @@ def image_label(image: Image) -> str:
     return f"{version}{Path(image.source).name} {image.sha256[:12]}"
 
 
-def bring_up(station: StationRig, plan: FactoryPlan, store: RecordStore, run_id: str) -> BoardResult:
+def bring_up(session: StationSession, plan: FactoryPlan, store: RecordStore, run_id: str) -> BoardResult:
     """Bring up the station's (blank) board; every step and check is stored in its record as it ends.
 
     A step that fails (any RigError) ends the bring-up. A board with a failed step or a check out of
@@ -337,11 +324,11 @@ def bring_up(station: StationRig, plan: FactoryPlan, store: RecordStore, run_id:
     """
     started = time.monotonic()
     hw = plan.firmware.hw_names[0] if plan.firmware.hw_names else ""
-    record = store.open_record(station.name, "", hw, "", image_label(plan.bootloader), run_id)
-    run = _BringUp(station, plan, record)
-    result = BoardResult(station.name, FAIL, record.id, hw=hw)
-    log.info("%s: factory bring-up (record %d, run %s)", station.name, record.id, run_id)
-    with step("factory bring-up", station=station.name, record=record.id):
+    record = store.open_record(session.name, "", hw, "", image_label(plan.bootloader), run_id)
+    run = _BringUp(session, plan, record)
+    result = BoardResult(session.name, FAIL, record.id, hw=hw)
+    log.info("%s: factory bring-up (record %d, run %s)", session.name, record.id, run_id)
+    with step("factory bring-up", station=session.name, record=record.id):
         try:
             run.run()
         except _StepFailed as failed:
@@ -362,7 +349,7 @@ def bring_up(station: StationRig, plan: FactoryPlan, store: RecordStore, run_id:
         result.hw = run.info.hw_name or hw
         result.fw = str(run.info.version)
     result.seconds = time.monotonic() - started
-    log.info("%s: %s (%s)", station.name, result.verdict, result.reason or result.left)
+    log.info("%s: %s (%s)", session.name, result.verdict, result.reason or result.left)
     return result
 
 

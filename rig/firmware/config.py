@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
-from rig.errors import ConfigError, Diagnosis
 from rig.client.esc import Esc
+from rig.device.firmware import CONFIG_SIGNATURES
+from rig.durable import write_durably
+from rig.errors import ConfigError, Diagnosis
 from rig.protocol.codecs import SIGNATURE_SINCE, ConfigBlob, ConfigKind
 from rig.protocol.commands import FirmwareVersion
 
@@ -27,25 +29,26 @@ log = logging.getLogger(__name__)
 
 KINDS = (ConfigKind.MCCONF, ConfigKind.APPCONF)
 
-# (mcconf, appconf) signatures of released firmware (confgenerator.h of each tag): facts sheet section 7
-# for 5.03, research notes (B@release_6_02 = tag 6.00) for 6.00/6.02, and the tags 3.55 and 5.02.
-KNOWN_SIGNATURES: dict[FirmwareVersion, tuple[int, int]] = {
-    FirmwareVersion(3, 55): (503309878, 725102789),
-    FirmwareVersion(5, 2): (2211848314, 3264926020),
-    FirmwareVersion(5, 3): (2525666056, 3733512279),
-    FirmwareVersion(6, 0): (776184161, 486554156),
-    FirmwareVersion(6, 2): (776184161, 486554156),
-}
-
 
 @dataclass(frozen=True)
 class ConfigBackup:
-    """Both configs of one board, and the firmware they belong to."""
+    """Both configs of one board, the firmware they belong to, and where and why they were taken (meta)."""
 
     version: FirmwareVersion
     hw_name: str
     uid: str
     blobs: dict[ConfigKind, ConfigBlob]
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def with_meta(self, **meta: Any) -> ConfigBackup:
+        return replace(self, meta={**self.meta, **meta})
+
+    def same_layout(self, other: ConfigBackup) -> bool:
+        """Whether `other`'s blobs can be written where these came from: the same signatures (3.50+), or,
+        with no signatures, the same firmware version."""
+        if any(b.signature is None for b in (*self.blobs.values(), *other.blobs.values())):
+            return self.version == other.version
+        return all(self.blobs[k].signature == other.blobs[k].signature for k in KINDS)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -57,6 +60,7 @@ class ConfigBackup:
                     kind.value: {"signature": blob.signature, "data": blob.data.hex()}
                     for kind, blob in self.blobs.items()
                 },
+                **({"meta": self.meta} if self.meta else {}),
             },
             indent=1,
         )
@@ -69,20 +73,14 @@ class ConfigBackup:
                 ConfigKind(kind): ConfigBlob(ConfigKind(kind), entry["signature"], bytes.fromhex(entry["data"]))
                 for kind, entry in raw["blobs"].items()
             }
-            return cls(FirmwareVersion.parse(raw["version"]), raw["hw_name"], raw["uid"], blobs)
+            meta = dict(raw.get("meta", {}))
+            return cls(FirmwareVersion.parse(raw["version"]), raw["hw_name"], raw["uid"], blobs, meta)
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"{source}: not a config backup: {exc}", diagnosis=Diagnosis.BAD_REPLY) from exc
 
     def save(self, path: Path) -> Path:
         """Write atomically and durably: a crash leaves either no file or the whole backup."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        with open(tmp, "w") as f:
-            f.write(self.to_json())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        return path
+        return write_durably(path, self.to_json())
 
     @classmethod
     def load(cls, path: Path) -> ConfigBackup:
@@ -95,7 +93,7 @@ class ConfigBackup:
 def check_known_layout(version: FirmwareVersion, blob: ConfigBlob) -> None:
     """F8: a released firmware whose config signature is not the one of its version has a layout the rig
     cannot vouch for (a tool that does not match the firmware misparses it)."""
-    known = KNOWN_SIGNATURES.get(version)
+    known = CONFIG_SIGNATURES.get(version)
     if known is None or blob.signature is None:
         return
     expected = known[KINDS.index(blob.kind)]

@@ -17,33 +17,28 @@ from __future__ import annotations
 import hashlib
 import logging
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-import heatshrink2
 from intelhex import IntelHex, IntelHexError
 
+from rig.device.memory import APP_LIMIT, BOOTLOADER_BASE, CCM, FLASH_BASE, FLASH_END, NEW_APP_SIZE, SRAM
+from rig.device.update_format import (
+    COMPRESS_ABOVE,
+    COMPRESSED_FLAG,
+    HEADER,
+    heatshrink_compress,
+    needs_compression,
+)
 from rig.errors import ImageError, WrongHardware
 from rig.protocol.commands import FirmwareVersion
 from rig.protocol.framing import crc16
 
 log = logging.getLogger(__name__)
 
-FLASH_BASE = 0x0800_0000
-APP_LIMIT = 0x0808_0000  # the app may reach the start of the new-app buffer
-BOOTLOADER_BASE = 0x080E_0000
-BOOTLOADER_LIMIT = 0x0810_0000
-BOOTLOADER_OFFSET = BOOTLOADER_BASE - 0x0808_0000  # 0x60000 in WRITE_NEW_APP_DATA offsets
-NEW_APP_BUFFER = 3 * 128 * 1024  # what the bootloader accepts (393216)
-COMPRESS_ABOVE = 393208  # VESC Tool compresses if COMPRESS_ABOVE < size < COMPRESS_BELOW
-COMPRESS_BELOW = 700000
-COMPRESSED_FLAG = 0xCC
-HEATSHRINK_WINDOW = 13  # vesc_tool heatshrink/heatshrink_config.h
-HEATSHRINK_LOOKAHEAD = 5
-HEADER = struct.Struct(">IH")
-SRAM = range(0x2000_0000, 0x2002_0001)  # initial stack pointer must point into (or just past) SRAM
-CCM = range(0x1000_0000, 0x1001_0001)
+BOOTLOADER_LIMIT = FLASH_END
 FIRMWARE_FILE = "VESC_default.bin"  # desktop-tool folder layout
 GENERIC_BOOTLOADER = "generic.bin"
 
@@ -93,7 +88,10 @@ def hw_names_of_folder(name: str) -> tuple[str, ...]:
     return tuple(part for part in name.split("_o_") if part)
 
 
-def _read_hex(path: Path, lo: int, hi: int, what: str) -> bytes:
+def _parse_hex(path: Path) -> IntelHex:
+    """A hex file that ends with its end-of-file record (else it is truncated) and parses."""
+    if not path.is_file():
+        raise ImageError(f"{path}: no such hex file")
     text = path.read_text(errors="replace")
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if not lines:
@@ -101,9 +99,13 @@ def _read_hex(path: Path, lo: int, hi: int, what: str) -> bytes:
     if lines[-1].upper() != ":00000001FF":
         raise ImageError(f"{path}: no end-of-file record, the hex file is truncated")
     try:
-        ih = IntelHex(str(path))
+        return IntelHex(str(path))
     except (IntelHexError, ValueError) as exc:
         raise ImageError(f"{path}: corrupt hex file: {exc}") from exc
+
+
+def _read_hex(path: Path, lo: int, hi: int, what: str) -> bytes:
+    ih = _parse_hex(path)
     start, end = ih.minaddr(), ih.maxaddr()
     if start is None or end is None:
         raise ImageError(f"{path}: hex file holds no data")
@@ -130,21 +132,29 @@ def _check_vectors(data: bytes, source: str, base: int) -> None:
         )
 
 
+def _checked(
+    kind: ImageKind, data: bytes, source: str, hw_names: tuple[str, ...], version: FirmwareVersion | None = None
+) -> Image:
+    """An image of `kind` made of `data`, after every check that can be made before anything is erased."""
+    _check_vectors(data, source, FLASH_BASE if kind == ImageKind.FIRMWARE else BOOTLOADER_BASE)
+    image = Image(kind, data, source, hw_names, version)
+    if kind == ImageKind.FIRMWARE:
+        upload_form(image)  # refuses what does not fit the buffer even compressed
+    return image
+
+
 def load_firmware(path: Path, *, hw_names: tuple[str, ...] = (), version: FirmwareVersion | None = None) -> Image:
     """Load a firmware image from .bin or .hex and check it; refuse what cannot be uploaded."""
     data = _load(path, FLASH_BASE, APP_LIMIT, "firmware")
-    _check_vectors(data, str(path), FLASH_BASE)
     folder_hw = hw_names_of_folder(path.parent.name) if path.name == FIRMWARE_FILE else ()
-    image = Image(ImageKind.FIRMWARE, data, str(path), hw_names or folder_hw, version)
-    upload_form(image)  # refuses what does not fit the buffer even compressed
-    return image
+    return _checked(ImageKind.FIRMWARE, data, str(path), hw_names or folder_hw, version)
 
 
 def load_bootloader(path: Path, *, hw_names: tuple[str, ...] = ()) -> Image:
     """Load a bootloader image (.bin or .hex at 0x080E0000) and check it."""
-    data = _load(path, BOOTLOADER_BASE, BOOTLOADER_LIMIT, "bootloader")
-    _check_vectors(data, str(path), BOOTLOADER_BASE)
-    return Image(ImageKind.BOOTLOADER, data, str(path), hw_names)
+    return _checked(
+        ImageKind.BOOTLOADER, _load(path, BOOTLOADER_BASE, BOOTLOADER_LIMIT, "bootloader"), str(path), hw_names
+    )
 
 
 def _load(path: Path, lo: int, hi: int, what: str) -> bytes:
@@ -157,19 +167,6 @@ def _load(path: Path, lo: int, hi: int, what: str) -> bytes:
     if len(data) > hi - lo:
         raise ImageError(f"{path}: {len(data)} bytes is larger than the {what} region ({hi - lo} bytes)")
     return data
-
-
-def needs_compression(size: int) -> bool:
-    """VESC Tool's rule: heatshrink an image if 393208 < size < 700000."""
-    return COMPRESS_ABOVE < size < COMPRESS_BELOW
-
-
-def heatshrink_compress(data: bytes) -> bytes:
-    return heatshrink2.compress(data, window_sz2=HEATSHRINK_WINDOW, lookahead_sz2=HEATSHRINK_LOOKAHEAD)
-
-
-def heatshrink_decompress(data: bytes) -> bytes:
-    return heatshrink2.decompress(data, window_sz2=HEATSHRINK_WINDOW, lookahead_sz2=HEATSHRINK_LOOKAHEAD)
 
 
 def update_header(payload: bytes, *, compressed: bool = False) -> bytes:
@@ -187,7 +184,7 @@ def update_payload(data: bytes, source: str = "image") -> Upload:
     if len(packed) > COMPRESS_ABOVE:
         raise ImageError(
             f"{source}: {len(packed)} bytes{' after compression' if compressed else ''} does not fit "
-            f"the {NEW_APP_BUFFER}-byte update buffer"
+            f"the {NEW_APP_SIZE}-byte update buffer"
         )
     return Upload(len(data), update_header(packed, compressed=compressed) + packed, compressed)
 
@@ -260,6 +257,58 @@ def check_hardware(image: Image, hw_name: str, *, allow_wrong_hw: bool = False) 
 def base_address(image: Image) -> int:
     """Where an image lives in flash (SWD): firmware at 0x08000000, bootloader at 0x080E0000."""
     return FLASH_BASE if image.kind == ImageKind.FIRMWARE else BOOTLOADER_BASE
+
+
+def flash_segments(images: Sequence[Image]) -> tuple[tuple[int, bytes], ...]:
+    """Where each image goes in flash, for SWD: (address, bytes) in address order."""
+    return tuple(sorted((base_address(image), image.data) for image in images))
+
+
+def load_for_swd(path: Path, address: int | None = None, *, hw_names: tuple[str, ...] = ()) -> tuple[Image, ...]:
+    """The images an SWD file holds: a .hex (firmware, bootloader, or both merged; anything else is refused),
+    or a .bin at `address` (the firmware's 0x08000000 or the bootloader's 0x080E0000). Every part is
+    checked as an image of its kind, before anything is erased."""
+    if path.suffix.lower() in (".hex", ".ihex"):
+        if address is not None:
+            raise ImageError(f"{path}: a .hex carries its own addresses; give an address only for a .bin")
+        return _split_hex(path, hw_names)
+    if address == FLASH_BASE:
+        return (load_firmware(path, hw_names=hw_names),)
+    if address == BOOTLOADER_BASE:
+        return (load_bootloader(path, hw_names=hw_names),)
+    where = "no address" if address is None else f"address {address:#010x}"
+    raise ImageError(
+        f"{path}: a .bin goes to the firmware ({FLASH_BASE:#010x}) or the bootloader ({BOOTLOADER_BASE:#010x}), "
+        f"not to {where}"
+    )
+
+
+def _split_hex(path: Path, hw_names: tuple[str, ...]) -> tuple[Image, ...]:
+    ih = _parse_hex(path)
+    parts: list[Image] = []
+    for kind, lo, hi in (
+        (ImageKind.FIRMWARE, FLASH_BASE, APP_LIMIT),
+        (ImageKind.BOOTLOADER, BOOTLOADER_BASE, FLASH_END),
+    ):
+        inside = [(s, e) for s, e in ih.segments() if lo <= s < hi]
+        if not inside:
+            continue
+        if inside[0][0] != lo:
+            raise ImageError(
+                f"{path}: the {kind.value} part must start at {lo:#010x}, it starts at {inside[0][0]:#010x}"
+            )
+        end = max(e for _, e in inside)
+        if end > hi:
+            raise ImageError(f"{path}: the {kind.value} part reaches {end:#010x}, past its region's end {hi:#010x}")
+        data = ih.tobinstr(start=lo, end=end - 1)
+        parts.append(_checked(kind, data, f"{path} ({kind.value} part)", hw_names))
+    stray = [(s, e) for s, e in ih.segments() if not (FLASH_BASE <= s < APP_LIMIT or BOOTLOADER_BASE <= s < FLASH_END)]
+    if stray:
+        s, e = stray[0]
+        raise ImageError(f"{path}: data at {s:#010x}..{e - 1:#010x} is neither firmware nor bootloader")
+    if not parts:
+        raise ImageError(f"{path}: hex file holds no data")
+    return tuple(parts)
 
 
 def write_merged_hex(path: Path, *images: Image) -> Path:

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from rig.errors import CommandFailed, Diagnosis, RigTimeout, UpdateError
 from rig.client.esc import Esc
-from rig.events import step
-from rig.firmware.image import BOOTLOADER_OFFSET, Image, ImageKind, check_hardware, upload_form
+from rig.device.memory import BOOTLOADER_OFFSET
+from rig.errors import CommandFailed, Diagnosis, RigTimeout, UpdateError
+from rig.events import Progress, step
+from rig.firmware.image import Image, ImageKind, check_hardware, upload_form
 from rig.protocol import codecs as c
 from rig.protocol.commands import Cmd
 
@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 
 CHUNK = 384
 TRIES = 3  # per chunk, on timeout only
-Progress = Callable[[str, int, int], None]  # phase, bytes done, bytes total
 
 
 @dataclass

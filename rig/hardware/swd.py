@@ -15,27 +15,23 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
 from typing import TypeVar
 
-from intelhex import IntelHex
 from pyocd.core import exceptions
 from pyocd.core.helpers import ConnectHelper
 from pyocd.core.session import Session
 from pyocd.core.target import Target
 from pyocd.flash.eraser import FlashEraser
-from pyocd.flash.file_programmer import FileProgrammer
+from pyocd.flash.loader import FlashLoader
 
 from rig.errors import Diagnosis, ImageError, RigTimeout, SwdError
-from rig.sim.flash import BOOTLOADER_BASE, FLASH_BASE
+from rig.events import Progress
 from rig.hardware.swd_target import TARGET_NAME, register
 
 LOG = logging.getLogger(__name__)
-
-FIRMWARE_BASE = FLASH_BASE  # where a VESC firmware .bin goes; the bootloader .bin goes to BOOTLOADER_BASE
 
 _CLOSE_BOUND_S = 5.0
 _VERIFY_CHUNK = 0x8000
@@ -46,9 +42,6 @@ _FLASH_EVENTS = (
     Target.Event.POST_FLASH_PROGRAM,
 )
 T = TypeVar("T")
-Progress = Callable[[str, float], None]
-"""Progress callback: (phase, fraction 0..1); phase is "erase", "program" or "verify". Called from a worker
-thread."""
 
 
 class SwdProbeMissing(SwdError):
@@ -92,11 +85,14 @@ class SwdTimeout(SwdError, RigTimeout):
 
 
 class ConnectMode(StrEnum):
-    """How to connect: halt the running core, or hold it in reset while connecting (firmware that disables
-    SWD or crashes at once can only be reached under reset)."""
+    """pyocd's connect modes: halt the running core; reset it before connecting; hold it in reset while
+    connecting (firmware that disables SWD or crashes at once can only be reached so); or attach without
+    halting or resetting (a preflight must leave a running board running)."""
 
-    NORMAL = "halt"
+    HALT = "halt"
+    PRE_RESET = "pre-reset"
     UNDER_RESET = "under-reset"
+    ATTACH = "attach"
 
 
 @dataclass(frozen=True)
@@ -106,7 +102,7 @@ class SwdConfig:
     probe_id: str  # unique id of a USB probe (a part is enough), or "remote:host:port"
     target: str = TARGET_NAME
     frequency_hz: int = 4_000_000
-    connect_mode: ConnectMode = ConnectMode.NORMAL
+    connect_mode: ConnectMode = ConnectMode.HALT
     connect_attempts: int = 3
     attempt_bound_s: float = 20.0  # one connect attempt
     retry_delay_s: float = 0.5
@@ -114,36 +110,8 @@ class SwdConfig:
     pack: str | None = None  # a CMSIS pack (.pack file) to take the target from instead of rig.hardware.swd_target
 
 
-@dataclass(frozen=True)
-class Image:
-    """What an image file puts where: (address, bytes) segments in address order."""
-
-    segments: tuple[tuple[int, bytes], ...]
-
-    @classmethod
-    def load(cls, path: str | Path, base_address: int | None = None) -> Image:
-        """Read a .hex (its own addresses, several segments for a merged image) or a .bin at `base_address`."""
-        path = Path(path)
-        suffix = path.suffix.lower()
-        if suffix == ".hex":
-            hexfile = IntelHex(str(path))
-            segs = [(s, bytes(hexfile.tobinarray(start=s, size=e - s))) for s, e in hexfile.segments()]
-            if not segs:
-                raise ImageError(f"{path}: no data")
-            return cls(tuple(segs))
-        if suffix == ".bin":
-            if base_address is None:
-                raise ImageError(
-                    f"{path}: a .bin needs a base address (firmware {FIRMWARE_BASE:#010x}, "
-                    f"bootloader {BOOTLOADER_BASE:#010x})"
-                )
-            return cls(((base_address, path.read_bytes()),))
-        raise ImageError(f"{path}: only .hex and .bin images are supported")
-
-    @property
-    def size(self) -> int:
-        """Total bytes of data."""
-        return sum(len(data) for _, data in self.segments)
+Segments = Sequence[tuple[int, bytes]]
+"""What goes where: (address, bytes) in address order (rig.firmware.image.flash_segments makes them)."""
 
 
 @dataclass(frozen=True)
@@ -160,8 +128,9 @@ class FlashResult:
 class _FlashTimer:
     """Times pyocd's erase and program phases from its flash notifications, and feeds the progress callback."""
 
-    def __init__(self, progress: Progress | None) -> None:
+    def __init__(self, progress: Progress | None, size: int) -> None:
         self._progress = progress
+        self._size = size
         self.phase = "erase"
         self.erase_s = 0.0
         self.program_s = 0.0
@@ -181,7 +150,7 @@ class _FlashTimer:
 
     def progress(self, fraction: float) -> None:
         if self._progress is not None:
-            self._progress(self.phase, fraction)
+            self._progress(self.phase, round(fraction * self._size), self._size)
 
 
 class SwdSession:
@@ -279,15 +248,16 @@ class SwdSession:
         )
         return time.monotonic() - started
 
-    def program(
-        self, path: str | Path, base_address: int | None = None, *, chip_erase: bool = False, verify: bool = True
-    ) -> FlashResult:
-        """Program a .hex, or a .bin at `base_address`; sector erase unless `chip_erase`; then verify."""
+    def program(self, segments: Segments, *, chip_erase: bool = False, verify: bool = True) -> FlashResult:
+        """Program the segments (sector erase unless `chip_erase`), then verify by reading back."""
         session = self._live()
-        image = Image.load(path, base_address)
-        self._ensure_unlocked()
-        timer = _FlashTimer(self._progress)
-        programmer = FileProgrammer(
+        size = sum(len(data) for _, data in segments)
+        if not size:
+            raise ImageError("nothing to program: the image holds no data")
+        if not chip_erase:  # a mass erase is what clears read-out protection, so only check without it
+            self._ensure_unlocked()
+        timer = _FlashTimer(self._progress, size)
+        loader = FlashLoader(
             session,
             progress=timer.progress,
             chip_erase="chip" if chip_erase else "sector",
@@ -295,21 +265,24 @@ class SwdSession:
             trust_crc=False,
             keep_unwritten=True,
         )
+        for address, data in segments:
+            loader.add_data(address, data)
         session.subscribe(timer.on_event, _FLASH_EVENTS)
         try:
-            self._run(lambda: programmer.program(str(path), base_address=base_address), f"programming {path}")
+            self._run(loader.commit, f"programming {size} bytes")
         finally:
             session.unsubscribe(timer.on_event)
-        verify_s = self.verify(image) if verify else 0.0
-        return FlashResult(timer.erase_s, timer.program_s, verify_s, image.size, timer.programmed_bytes)
+        verify_s = self.verify(segments) if verify else 0.0
+        return FlashResult(timer.erase_s, timer.program_s, verify_s, size, timer.programmed_bytes)
 
-    def verify(self, image: Image) -> float:
+    def verify(self, segments: Segments) -> float:
         """Read the image's ranges back and compare; raises SwdVerifyMismatch; returns seconds taken."""
         self._live()
         self._ensure_unlocked()
         started = time.monotonic()
         done = 0
-        for address, data in image.segments:
+        size = sum(len(data) for _, data in segments)
+        for address, data in segments:
             for offset in range(0, len(data), _VERIFY_CHUNK):
                 expected = data[offset : offset + _VERIFY_CHUNK]
                 actual = self.read(address + offset, len(expected))
@@ -317,7 +290,7 @@ class SwdSession:
                     _raise_mismatch(address + offset, expected, actual)
                 done += len(expected)
                 if self._progress is not None:
-                    self._progress("verify", done / image.size)
+                    self._progress("verify", done, size)
         return time.monotonic() - started
 
     def read(self, address: int, length: int) -> bytes:

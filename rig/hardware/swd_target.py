@@ -17,10 +17,14 @@ mass erase bit). It programs 32-bit words (PSIZE x32) and erases sectors at PSIZ
 
 from __future__ import annotations
 
+from itertools import groupby
+
 from pyocd.core.memory_map import FlashRegion, MemoryMap, RamRegion
 from pyocd.coresight.coresight_target import CoreSightTarget
 from pyocd.target import TARGET
 from pyocd.target.builtin.target_STM32F412xx import DBGMCU, FLASH_ALGO
+
+from rig.device.memory import CCM, SECTORS, SRAM
 
 TARGET_NAME = "stm32f405rg"
 
@@ -41,17 +45,25 @@ def _flash(start: int, length: int, sector_size: int, **kwargs: object) -> Flash
     )
 
 
+def _flash_regions() -> list[FlashRegion]:
+    """One pyocd flash region per run of equal-sized sectors of rig.device.memory."""
+    regions = []
+    for n, (size, run) in enumerate(groupby(SECTORS, key=lambda s: s.size)):
+        sectors = list(run)
+        extra: dict[str, object] = {"is_boot_memory": True} if n == 0 else {"name": f"flash_{n}"}
+        regions.append(_flash(sectors[0].start, sectors[-1].end - sectors[0].start, size, **extra))
+    return regions
+
+
 class STM32F405xG(CoreSightTarget):
     """STM32F405xG: 1 MB flash (4x16 KB, 64 KB, 7x128 KB), 128 KB SRAM, 64 KB CCM RAM."""
 
     VENDOR = "STMicroelectronics"
 
     MEMORY_MAP = MemoryMap(
-        _flash(0x0800_0000, 0x1_0000, 0x4000, is_boot_memory=True),  # sectors 0-3
-        _flash(0x0801_0000, 0x1_0000, 0x1_0000, name="flash_1"),  # sector 4
-        _flash(0x0802_0000, 0xE_0000, 0x2_0000, name="flash_2"),  # sectors 5-11
-        RamRegion(start=0x2000_0000, length=0x2_0000),  # SRAM1 112 KB + SRAM2 16 KB
-        RamRegion(start=0x1000_0000, length=0x1_0000, name="ccmram"),
+        *_flash_regions(),  # sectors 0-3 (16 KB), 4 (64 KB), 5-11 (128 KB)
+        RamRegion(start=SRAM.start, length=len(SRAM) - 1),  # SRAM1 112 KB + SRAM2 16 KB
+        RamRegion(start=CCM.start, length=len(CCM) - 1, name="ccmram"),
     )
 
     def __init__(self, session) -> None:  # noqa: ANN001 - pyocd Session

@@ -34,16 +34,16 @@ from allure_commons.utils import represent
 
 import rig
 from rig import events
-from rig.cli.trace import format_plain
-from rig.firmware.config import ConfigBackup
-from rig.errors import Diagnosis, RigError
-from rig.firmware.image import Image
-from rig.transport.link import Trace
-from rig.protocol.codecs import ConfigBlob
-from rig.plugin.records import failed_so_far
-from rig.station.rack import load_rack
-from rig.station.bench import StationRig
 from rig.captures.decode import decode_log
+from rig.cli.trace import format_plain
+from rig.errors import Diagnosis, RigError
+from rig.firmware.config import ConfigBackup
+from rig.firmware.image import Image
+from rig.plugin.records import failed_so_far
+from rig.protocol.codecs import ConfigBlob
+from rig.station.rack import load_rack
+from rig.station.session import StationSession
+from rig.transport.link import Trace
 
 ATTACH_WHEN = ("failed", "always", "never")
 CATEGORIES_FILE = "categories.json"
@@ -51,7 +51,7 @@ ENVIRONMENT_FILE = "environment.properties"
 DIFF_ROW_BYTES = 16
 _WORKER_IMAGES = "rig_images"  # key of pytest-xdist's workeroutput
 
-_STATION = pytest.StashKey[StationRig]()
+_STATION = pytest.StashKey[StationSession]()
 _IMAGES = pytest.StashKey[dict[str, str]]()
 
 
@@ -156,7 +156,7 @@ def _attach_trace(item: pytest.Item) -> None:
         return
     if when == "failed" and not failed_so_far(item):
         return
-    for name, text in trace_attachments(station.name, station.trace).items():
+    for name, text in trace_attachments(station.name, station.bench.trace).items():
         allure.attach(text, name=name, attachment_type=AttachmentType.TEXT)
 
 
@@ -266,7 +266,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 def pytest_fixture_setup(fixturedef: pytest.FixtureDef[object], request: pytest.FixtureRequest) -> Iterator[object]:
     """Remember the test's station (for its trace) and every image a fixture hands out (for its hash)."""
     value = yield
-    if isinstance(value, StationRig) and isinstance(request.node, pytest.Item):
+    if isinstance(value, StationSession) and isinstance(request.node, pytest.Item):
         request.node.stash[_STATION] = value
     elif isinstance(value, Image):
         request.config.stash.setdefault(_IMAGES, {})[_image_key(value)] = value.sha256

@@ -1,42 +1,47 @@
 """The vesc-rig pytest plugin (registered through the pytest11 entry point).
 
 Options say which rack to use and which images to test; fixtures give a test a station of that rack
-(the test runs once per selected station), a connected ESC whose configs are backed up to disk
-before the test and restored and verified after it, its power, its SWD probe, and, on a simulated
-rack, fault control. Markers say what a test needs, so a station without it skips with the reason.
+(the test runs once per selected station). A station is a :class:`rig.station.session.StationSession`,
+opened the first time a test of this process needs it and held (its lease too) until the run ends, so
+runs, CI jobs, xdist workers and command lines sharing a rack never use one station at once. The
+``config_backup`` fixture keeps every node's configs around a test (backed up before, restored and
+verified after, pass or fail); ``esc`` is a connected client; ``strategy`` brings the board to a firmware.
 
-A simulated rack (``simulated = true``) is served in-process for the session (under pytest-xdist,
-one simulator per worker); a rack file written by ``rig sim serve`` (``control`` set) is used as it
-is, like hardware. A test holds its station through a lease (rig.station.leases) in the rack file's
-``leases`` directory or ``--lease-dir``, so runs, CI jobs and xdist workers sharing a rack never use
-one station at once; a station held elsewhere for longer than ``--lease-wait`` is skipped, with who
-holds it.
+Misconfiguration fails, it does not skip: a station whose images are missing or that another run holds
+beyond ``--lease-wait`` errors naming the fix. Skips remain for what a station lacks by design (no
+relay, no SWD probe, no CAN peer, no TCP bridge, not a simulator), and for a station marked broken by an
+earlier transition; ``rig.plugin.summary`` lists them per station at the end of the run.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 
-from rig.firmware.config import ConfigBackup, read_backup, restore
-from rig.errors import RigError
 from rig.client.esc import Esc
-from rig.firmware.image import Image, ImageKind, load_from_folder, load_image
-from rig.station.leases import LeaseBusy, LeaseStore
+from rig.errors import ConfigError, Diagnosis, RigError
+from rig.firmware.image import Image, ImageKind, load_image
 from rig.protocol.commands import FirmwareVersion
-from rig.station.rack import Rack, Station, load_rack
-from rig.station.bench import Bounds, StationRig
+from rig.station.bench import Bounds
+from rig.station.configs import ConfigCare
+from rig.station.leases import LeaseBackend, LeaseBusy, SqliteLeases
+from rig.station.permissions import Permit
+from rig.station.rack import Rack, Station, StationImages, load_rack
+from rig.station.session import StationSession
+from rig.station.state import StateDir
+from rig.station.strategy import StationStrategy
+from rig.transport.link import Trace
+
+if TYPE_CHECKING:
+    from rig.plugin.simulator import ServedRack
 
 log = logging.getLogger(__name__)
-pytest_plugins = ["rig.plugin.records", "rig.plugin.allure"]
+pytest_plugins = ["rig.plugin.records", "rig.plugin.allure", "rig.plugin.simulator", "rig.plugin.summary"]
 
 MARKERS = {
     "relay": "needs a relay channel or supply that powers the station",
@@ -59,9 +64,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--bootloader", default=None, help="bootloader image (.bin/.hex) or a desktop-tool folder")
     group.addoption("--allow-wrong-hw", action="store_true", help="upload images for other hardware (F6 guard off)")
     group.addoption("--allow-destructive", action="store_true", help="run destructive tests on hardware")
-    group.addoption("--rig-dir", default="reports", help="where config backups, traces and images go")
+    group.addoption("--rig-dir", default="reports", help="where traces and other run output go")
+    group.addoption(
+        "--state-dir", default=None, help="config backups, records, leases (default: the rack's, else per user)"
+    )
     group.addoption("--sim-speed", type=float, default=0.0, help="simulated time speed (0 instant, 1 real)")
-    group.addoption("--lease-dir", default=None, help="station lease database directory (default: the rack's leases)")
+    group.addoption("--lease-dir", default=None, help="station lease database directory (default: the state dir)")
     group.addoption(
         "--lease-wait", type=float, default=LEASE_WAIT_S, help="seconds to wait for a station another run holds"
     )
@@ -74,46 +82,87 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    """A test that failed on a RigError carries its diagnosis (reports and the selfcheck group by it)."""
+    """A test that failed on a RigError carries its diagnosis and the phase it failed in (reports and the
+    selfcheck group by them)."""
     outcome = yield
     report = outcome.get_result()  # type: ignore[attr-defined]
+    params = getattr(item, "callspec", None)
+    if params is not None and "station_name" in params.params and call.when == "setup":
+        item.user_properties.append(("station", params.params["station_name"]))  # for the later reports
+        report.user_properties.append(("station", params.params["station_name"]))
     if call.excinfo is not None and isinstance(call.excinfo.value, RigError):
         report.user_properties.append(("diagnosis", call.excinfo.value.diagnosis.value))
+        report.user_properties.append(("phase", call.when))
 
 
-# --- the rack ------------------------------------------------------------------------------------------
+# --- the run -------------------------------------------------------------------------------------------
 
 
 @dataclass
-class RigSession:
-    """What the plugin knows in one pytest process."""
+class RunContext:
+    """What the plugin knows in one pytest process: the rack, where state goes, and the open sessions."""
 
     spec: Rack
     work: Path
-    sim: Any = None  # rig.sim.serve.SimRack while a simulated rack is served in-process
-    leases: LeaseStore | None = None
-    generated: dict[str, Image] = field(default_factory=dict)
+    resolved: Rack
+    state: StateDir
+    leases: LeaseBackend
+    permit: Permit
+    bounds: Bounds
+    lease_wait_s: float
+    sessions: dict[str, StationSession] = field(default_factory=dict)
+    failed_to_open: dict[str, str] = field(default_factory=dict)
+    images: dict[str, Image] = field(default_factory=dict)
 
+    def session(self, name: str) -> StationSession:
+        """The station's session, opened (lease taken) the first time; held until the run ends."""
+        if name in self.failed_to_open:
+            raise LeaseBusy(name, None, self.lease_wait_s, f": {self.failed_to_open[name]}")
+        if name not in self.sessions:
+            session = StationSession(
+                self.resolved,
+                name,
+                state=self.state,
+                permit=self.permit,
+                leases=self.leases,
+                lease_wait_s=self.lease_wait_s,
+                bounds=self.bounds,
+            )
+            try:
+                session.open()
+            except LeaseBusy as exc:
+                self.failed_to_open[name] = str(exc)
+                raise
+            self.sessions[name] = session
+        return self.sessions[name]
 
-def _rack_spec(config: pytest.Config) -> Rack | None:
-    cached = config.stash.get(_SPEC_KEY, None)
-    if cached is None and config.getoption("rack"):
-        cached = load_rack(config.getoption("rack"))
-        config.stash[_SPEC_KEY] = cached
-    return cached
+    def close(self) -> None:
+        for session in self.sessions.values():
+            session.close()
+        self.sessions.clear()
 
 
 _SPEC_KEY = pytest.StashKey[Rack]()
+
+
+def rack_spec(config: pytest.Config) -> Rack | None:
+    cached = config.stash.get(_SPEC_KEY, None)
+    if cached is None and config.getoption("rack"):
+        try:
+            cached = load_rack(config.getoption("rack"))
+        except RigError as exc:
+            raise pytest.UsageError(str(exc)) from exc
+        config.stash[_SPEC_KEY] = cached
+    return cached
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Run every test that uses a station once per selected station of the rack."""
     if "station_name" not in metafunc.fixturenames:  # the test does not use the plugin's station
         return
-    spec = _rack_spec(metafunc.config)
+    spec = rack_spec(metafunc.config)
     if spec is None:
-        metafunc.parametrize("station_name", [pytest.param(None, marks=pytest.mark.skip(reason="no --rack given"))])
-        return
+        raise pytest.UsageError("this test needs a station: give --rack (a rack file)")
     try:
         stations = spec.select(metafunc.config.getoption("station"))
     except RigError as exc:
@@ -126,29 +175,66 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     )
 
 
+def state_dir(config: pytest.Config, spec: Rack, fallback: Path | None) -> StateDir:
+    """--state-dir, the rack's state_dir, $VESC_RIG_STATE_DIR / the per-user default; an in-process
+    simulator's run directory when none of these is set explicitly (its boards live only as long)."""
+    given = config.getoption("state_dir") or spec.state_dir
+    if given is None and fallback is not None:
+        return StateDir.at(fallback / "state")
+    return StateDir.at(given)
+
+
+def hardware_bounds(speed: float | None) -> Bounds:
+    """Hardware bounds; a simulator running faster than real time gets them scaled down (at least 5 s),
+    so a board that never comes back fails in seconds instead of a minute."""
+    hw = Bounds()
+    if speed is None or speed >= 1.0:
+        return hw
+    scale = max(speed, 0.0)
+    return Bounds(
+        connect_s=hw.connect_s,
+        gone_s=hw.gone_s,
+        back_s=max(5.0, hw.back_s * scale),
+        answer_s=max(5.0, hw.answer_s * scale),
+        settle_s=hw.settle_s * scale,
+    )
+
+
 @pytest.fixture(scope="session")
-def rig_session(request: pytest.FixtureRequest) -> Iterator[RigSession]:
-    """The rack of this run, served in-process when it is a simulated rack not served elsewhere."""
-    spec = _rack_spec(request.config)
-    if spec is None:
-        pytest.skip("no --rack given")
-    work = Path(request.config.getoption("rig_dir"))
-    session = RigSession(spec, work)
-    if spec.simulated and not spec.served:
-        from rig.sim.serve import SimRack  # only simulated racks need the simulator
-
-        run_dir = Path(tempfile.mkdtemp(prefix="vesc-rig-"))  # short: it holds a Unix socket
-        with SimRack(spec, run_dir, speed=request.config.getoption("sim_speed")) as sim:
-            session.sim = sim
-            yield session
-        return
-    yield session
+def rig_run(request: pytest.FixtureRequest, served_rack: ServedRack) -> Iterator[RunContext]:
+    """The rack of this run (served in-process when it is a simulated rack not served elsewhere)."""
+    config = request.config
+    spec = rack_spec(config)
+    assert spec is not None  # pytest_generate_tests refuses a station test without --rack
+    resolved, speed, run_dir = served_rack
+    state = state_dir(config, spec, run_dir)
+    lease_dir = config.getoption("lease_dir") or spec.leases
+    wrong_hw = bool(config.getoption("allow_wrong_hw"))
+    permit = (
+        Permit.simulated(wrong_hw=wrong_hw)
+        if spec.simulated
+        else Permit.of(destructive=config.getoption("allow_destructive"), wrong_hw=wrong_hw, by="pytest options")
+    )
+    context = RunContext(
+        spec=spec,
+        work=Path(config.getoption("rig_dir")),
+        resolved=resolved,
+        state=state,
+        leases=SqliteLeases(lease_dir or state.leases),
+        permit=permit,
+        bounds=hardware_bounds(speed),
+        lease_wait_s=config.getoption("lease_wait"),
+    )
+    try:
+        yield context
+    finally:
+        context.close()
 
 
 @pytest.fixture(scope="session")
-def rack(rig_session: RigSession) -> Rack:
+def rack(rig_run: RunContext) -> Rack:
     """The resolved rack: every station's port is known."""
-    return rig_session.sim.resolved if rig_session.sim is not None else rig_session.spec
+    return rig_run.resolved
 
 
 @pytest.fixture
@@ -171,75 +257,43 @@ def _skip_unless_capable(request: pytest.FixtureRequest, rack: Rack, spec: Stati
         pytest.skip("destructive on hardware: pass --allow-destructive")
 
 
-def _bounds(session: RigSession) -> Bounds:
-    """Hardware bounds; a simulator running faster than real time gets them scaled down (at least 5 s),
-    so a board that never comes back fails in seconds instead of a minute."""
-    if session.sim is None or session.sim.speed >= 1.0:
-        return Bounds()
-    hw = Bounds()
-    scale = max(session.sim.speed, 0.0)
-    return Bounds(
-        connect_s=hw.connect_s,
-        gone_s=hw.gone_s,
-        back_s=max(5.0, hw.back_s * scale),
-        answer_s=max(5.0, hw.answer_s * scale),
-        settle_s=hw.settle_s * scale,
-    )
-
-
-def _lease_store(config: pytest.Config, rack: Rack, session: RigSession) -> LeaseStore:
-    """The run's lease database: --lease-dir, the rack's `leases`, the in-process simulator's run
-    directory (no other run shares that simulator), else a folder in the system's temporary directory."""
-    directory = config.getoption("lease_dir") or rack.leases
-    if directory is None:
-        directory = session.sim.run_dir if session.sim else Path(tempfile.gettempdir()) / "vesc-rig-leases"
-    if session.leases is None or session.leases.directory != Path(directory):
-        session.leases = LeaseStore(directory)
-    return session.leases
-
-
 @pytest.fixture
-def station(
-    request: pytest.FixtureRequest, rack: Rack, rig_session: RigSession, station_name: str
-) -> Iterator[StationRig]:
-    """One station of the rack, leased for this test; skipped when it lacks what the test's markers need,
-    or when another run holds it for longer than --lease-wait."""
+def station(request: pytest.FixtureRequest, rack: Rack, rig_run: RunContext, station_name: str) -> StationSession:
+    """The station's session (its lease held for the whole run); skipped when it lacks what the test's
+    markers need or is marked broken, an error when another run holds it beyond --lease-wait."""
     spec = rack.station(station_name)
     _skip_unless_capable(request, rack, spec)
-    store = _lease_store(request.config, rack, rig_session)
     try:
-        lease = store.acquire(rack.name, station_name, bound_s=request.config.getoption("lease_wait"))
+        session = rig_run.session(station_name)
     except LeaseBusy as exc:
-        pytest.skip(f"station {station_name} is in use by another run: {exc}")
-    rig = StationRig(rack, spec, bounds=_bounds(rig_session))
-    try:
-        yield rig
-    finally:
-        rig.close()
-        lease.release()
-    if lease.lost is not None:
-        raise lease.lost
+        pytest.fail(f"station {station_name} is in use by another run: {exc}", pytrace=False)
+    mark = rig_run.state.broken(session.key)
+    if mark is not None:
+        pytest.skip(
+            f"station {station_name} is broken since {mark.at_text} ({mark.diagnosis}: {mark.detail}); "
+            f"repair it, then `rig rack clear-broken --rack RACK {station_name}`"
+        )
+    session.check_lease()
+    session.bench.trace = Trace()  # this test's bytes only (reports attach it when the test fails)
+    return session
 
 
 @pytest.fixture
-def config_backup(station: StationRig, rig_session: RigSession) -> Iterator[ConfigBackup]:
-    """mcconf and appconf of every node saved to disk before the test; restored and verified after it,
-    pass or fail (F10). The test gets the local node's backup; a file is deleted only once verified."""
-    with station.connect() as esc:
-        backups = {node: read_backup(client) for node, client in station.nodes(esc)}
-    folder = rig_session.work / "backups"
-    stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
-    paths = {node: b.save(folder / f"{station.name}-{b.uid}-{stamp}.json") for node, b in backups.items()}
-    log.info("%s: configs backed up to %s", station.name, ", ".join(map(str, paths.values())))
-    yield backups[None]
-    with station.connect() as esc:
-        for node, client in station.nodes(esc):
-            restore(client, backups[node])
-            paths[node].unlink()
+def config_backup(station: StationSession, request: pytest.FixtureRequest) -> Iterator[ConfigCare]:
+    """Every node's mcconf and appconf saved to the state directory before the test, restored and verified
+    after it, pass or fail (F10); a file is deleted only once verified. The test gets the care record
+    (its ``local`` backup is the USB node's)."""
+    with station.preserving_configs(f"test {request.node.name}") as care:
+        yield care
+    if not care.ok:
+        raise ConfigError(
+            f"{station.name}: configs not restored after the test:\n" + "\n".join(care.describe()),
+            diagnosis=Diagnosis.CONFIG_NOT_RESTORED,
+        )
 
 
 @pytest.fixture
-def esc(station: StationRig, config_backup: ConfigBackup) -> Iterator[Esc]:
+def esc(station: StationSession, config_backup: ConfigCare) -> Iterator[Esc]:
     """The station's ESC, connected, its configs backed up (and restored after the test)."""
     client = station.connect()
     try:
@@ -249,72 +303,22 @@ def esc(station: StationRig, config_backup: ConfigBackup) -> Iterator[Esc]:
 
 
 @pytest.fixture
-def power(station: StationRig, request: pytest.FixtureRequest) -> StationRig:
+def power(station: StationSession) -> StationSession:
     """The station, for power operations; skipped when it has no relay channel or supply."""
-    if station.spec.relay is None and station.spec.supply is None:
+    if not station.has_power:
         pytest.skip(f"station {station.name} has no relay channel or supply")
     return station
 
 
 @pytest.fixture
-def swd(station: StationRig) -> StationRig:
+def swd(station: StationSession) -> StationSession:
     """The station, for SWD operations; skipped when it has no SWD probe."""
-    if station.spec.swd is None or station.spec.swd.probe is None:
+    if not station.has_swd:
         pytest.skip(f"station {station.name} has no SWD probe")
     return station
 
 
-@dataclass
-class SimHandle:
-    """Fault and power control of one simulated station (in-process, or through the control socket)."""
-
-    station: str
-    control: Any
-
-    def fault(self, name: str, on: bool = True, *, can_id: int | None = None, **params: Any) -> None:
-        self.control.fault(self.station, name, on, can_id=can_id, **params)
-
-    def power(self, on: bool) -> None:
-        self.control.power(self.station, on)
-
-
-@pytest.fixture
-def sim(rig_session: RigSession, rack: Rack, station: StationRig) -> SimHandle:
-    """Fault control of the station's simulated ESC; skipped on hardware."""
-    if rig_session.sim is not None:
-        return SimHandle(station.name, rig_session.sim)
-    if rack.simulated and rack.control:
-        from rig.sim.serve import SimControl
-
-        return SimHandle(station.name, SimControl(rack.control))
-    pytest.skip("needs the simulator (fault injection)")
-
-
 # --- images ------------------------------------------------------------------------------------------
-
-
-def _version(text: str | None) -> FirmwareVersion | None:
-    return FirmwareVersion.parse(text) if text else None
-
-
-def _generated(session: RigSession, hw_name: str, version: FirmwareVersion | None, kind: ImageKind) -> Image:
-    """An image made by the simulator's generator, laid out in a desktop-tool folder."""
-    from rig.sim.image import make_bootloader_image, make_firmware_image
-
-    key = f"{kind.value}-{hw_name}-{version}"
-    if key not in session.generated:
-        folder = session.work / "images" / (str(version) if version else "bootloader")
-        if kind == ImageKind.FIRMWARE:
-            assert version is not None
-            target = folder / hw_name / "VESC_default.bin"
-            data = make_firmware_image(hw_name, str(version))
-        else:
-            target = folder / "generic.bin"
-            data = make_bootloader_image()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-        session.generated[key] = load_from_folder(folder, hw_name, kind, version=version)
-    return session.generated[key]
 
 
 @dataclass(frozen=True)
@@ -326,53 +330,67 @@ class Board:
 
 
 @pytest.fixture
-def board(station: StationRig, rig_session: RigSession) -> Board:
+def board(station: StationSession) -> Board:
     """Hardware name and firmware version of the station's board (the simulated baseline on a sim rack)."""
-    if rig_session.sim is not None:
-        node = station.spec.sim.node if station.spec.sim else None
-        if node is not None:
-            return Board(node.hw, FirmwareVersion.parse(node.fw))
-    with station.connect() as esc:
-        assert esc.info is not None
-        return Board(esc.info.hw_name or "", esc.info.version)
+    node = station.spec.sim.node if station.spec.sim else None
+    if node is not None:
+        return Board(node.hw, FirmwareVersion.parse(node.fw))
+    info = station.read_board()
+    return Board(info.hw_name or "", info.version)
+
+
+def _image(
+    request: pytest.FixtureRequest, rig_run: RunContext, station: StationSession, board: Board, role: str
+) -> Image:
+    """The image of a role ("firmware", "baseline", "bootloader"): the command line's option, else the
+    station's [station.images] in the rack; neither is a configuration error naming both."""
+    options = {"firmware": ("firmware", "firmware_version"), "baseline": ("baseline_firmware", "baseline_version")}
+    option, version_option = options.get(role, ("bootloader", None))
+    images = station.spec.images or StationImages()
+    path = request.config.getoption(option) or getattr(images, role)
+    text = (request.config.getoption(version_option) if version_option else None) or getattr(
+        images, f"{role}_version", None
+    )
+    if not path:
+        flag = "--" + option.replace("_", "-")
+        pytest.fail(
+            f"station {station.name} needs a {role} image: give {flag}, or {role} in its [station.images] "
+            "(a simulated rack generates them)",
+            pytrace=False,
+        )
+    kind = ImageKind.BOOTLOADER if role == "bootloader" else ImageKind.FIRMWARE
+    key = f"{role}:{path}:{board.hw_name}:{text}"
+    if key not in rig_run.images:
+        version = FirmwareVersion.parse(text) if text else None
+        rig_run.images[key] = load_image(Path(path), kind, board.hw_name, version=version)
+    return rig_run.images[key]
 
 
 @pytest.fixture
-def baseline_firmware(request: pytest.FixtureRequest, rig_session: RigSession, board: Board) -> Image:
-    """The last release for this board: --baseline-firmware, or on a simulated rack the station's own firmware."""
-    option = request.config.getoption("baseline_firmware")
-    version = _version(request.config.getoption("baseline_version"))
-    if option:
-        return load_image(Path(option), ImageKind.FIRMWARE, board.hw_name, version=version)
-    if rig_session.sim is None:
-        pytest.skip("needs --baseline-firmware")
-    return _generated(rig_session, board.hw_name, board.version, ImageKind.FIRMWARE)
+def baseline_firmware(
+    request: pytest.FixtureRequest, rig_run: RunContext, station: StationSession, board: Board
+) -> Image:
+    """The last release for this board: --baseline-firmware, else the station's images in the rack."""
+    return _image(request, rig_run, station, board, "baseline")
 
 
 @pytest.fixture
-def firmware(request: pytest.FixtureRequest, rig_session: RigSession, board: Board) -> Image:
-    """The candidate for this board: --firmware, or on a simulated rack a generated next version."""
-    option = request.config.getoption("firmware")
-    version = _version(request.config.getoption("firmware_version"))
-    if option:
-        return load_image(Path(option), ImageKind.FIRMWARE, board.hw_name, version=version)
-    if rig_session.sim is None:
-        pytest.skip("needs --firmware")
-    candidate = FirmwareVersion(board.version.major, board.version.minor + 1)
-    return _generated(rig_session, board.hw_name, candidate, ImageKind.FIRMWARE)
+def firmware(request: pytest.FixtureRequest, rig_run: RunContext, station: StationSession, board: Board) -> Image:
+    """The candidate for this board: --firmware, else the station's images in the rack."""
+    return _image(request, rig_run, station, board, "firmware")
 
 
 @pytest.fixture
-def bootloader(request: pytest.FixtureRequest, rig_session: RigSession, board: Board) -> Image:
-    """The bootloader for this board: --bootloader, or on a simulated rack a generated one."""
-    option = request.config.getoption("bootloader")
-    if option:
-        return load_image(Path(option), ImageKind.BOOTLOADER, board.hw_name)
-    if rig_session.sim is None:
-        pytest.skip("needs --bootloader")
-    return _generated(rig_session, board.hw_name, None, ImageKind.BOOTLOADER)
+def bootloader(request: pytest.FixtureRequest, rig_run: RunContext, station: StationSession, board: Board) -> Image:
+    """The bootloader for this board: --bootloader, else the station's images in the rack."""
+    return _image(request, rig_run, station, board, "bootloader")
 
 
 @pytest.fixture
-def allow_wrong_hw(request: pytest.FixtureRequest) -> bool:
-    return bool(request.config.getoption("allow_wrong_hw"))
+def strategy(station: StationSession, rig_run: RunContext, request: pytest.FixtureRequest) -> StationStrategy:
+    """The station's strategy, with the station's bootloader for escalations when one is configured."""
+    images = station.spec.images or StationImages()
+    boot = None
+    if request.config.getoption("bootloader") or images.bootloader:
+        boot = request.getfixturevalue("bootloader")
+    return StationStrategy(station, bootloader=boot)

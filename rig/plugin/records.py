@@ -3,7 +3,7 @@
 The record is opened before the test with the board's UID, hardware name and firmware (FW_VERSION),
 each ``board_record.check(...)`` is stored at once, and after the test it is finished: FAIL when the
 test failed, otherwise PASS or FAIL from the checks. Records go to ``--records PATH`` (default
-``<--rig-dir>/records.sqlite``); all records of one run (all pytest-xdist workers) share a run id.
+records.sqlite3 in the state directory); all records of one run (all pytest-xdist workers) share a run id.
 """
 
 from __future__ import annotations
@@ -12,11 +12,15 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from rig.factory.records import FAIL, Record, RecordStore
-from rig.station.bench import StationRig
+from rig.station.session import StationSession
+
+if TYPE_CHECKING:
+    from rig.plugin.core import RunContext
 
 _RUN_ID = pytest.StashKey[str]()
 _FAILED = pytest.StashKey[bool]()
@@ -24,7 +28,7 @@ _FAILED = pytest.StashKey[bool]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.getgroup("vesc-rig").addoption(
-        "--records", default=None, help="per-board record store (SQLite; default <rig-dir>/records.sqlite)"
+        "--records", default=None, help="per-board record store (SQLite; default: records.sqlite3 in the state dir)"
     )
 
 
@@ -51,23 +55,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 @pytest.fixture(scope="session")
-def record_store(request: pytest.FixtureRequest) -> Iterator[RecordStore]:
+def record_store(request: pytest.FixtureRequest, rig_run: RunContext) -> Iterator[RecordStore]:
     """The run's record store."""
     option = request.config.getoption("records")
-    path = Path(option) if option else Path(request.config.getoption("rig_dir")) / "records.sqlite"
-    with RecordStore(path) as store:
+    with RecordStore(Path(option) if option else rig_run.state.records) as store:
         yield store
 
 
 @pytest.fixture
-def board_record(request: pytest.FixtureRequest, station: StationRig, record_store: RecordStore) -> Iterator[Record]:
+def board_record(
+    request: pytest.FixtureRequest, station: StationSession, record_store: RecordStore
+) -> Iterator[Record]:
     """The record of the station's board for this test, finished after it."""
-    if "esc" in request.fixturenames:  # the test holds a connection already: ask through it
-        info = request.getfixturevalue("esc").info
-    else:
-        with station.connect() as esc:
-            info = esc.info
-    assert info is not None  # connect() reads FW_VERSION
+    held = "esc" in request.fixturenames  # the test holds a connection already: ask through it
+    info = request.getfixturevalue("esc").info if held else station.read_board()
     record = record_store.open_record(
         station=station.name,
         uid=(info.uid or b"").hex(),

@@ -1,7 +1,7 @@
 """The physical floor of an update: the time the modelled device itself needs, computed, not run.
 
-The numbers come from the same data the simulator spends its modelled time from (rig.sim.timing
-FlashTiming, rig.sim.profiles boot times, rig.sim.device per-frame USB cost, rig.sim.bootloader
+The numbers come from the device facts the simulator spends its modelled time from (rig.device.timing
+flash timings and per-frame USB cost, rig.device.firmware boot times, rig.device.update_format bootloader
 blinks), applied to the same flash layout (facts sheet sections 5, 6; research notes section 8):
 
 - erase: one USB frame, then ERASE_NEW_APP erases sectors 8, 9, 10 (128 KB each) while
@@ -22,14 +22,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from rig.firmware.image import needs_compression
-from rig.protocol.commands import FirmwareVersion
-from rig.sim.bootloader import APP_SECTOR_RANGE, BLINK_S
-from rig.sim.device import USB_PACKET_S
-from rig.sim.flash import BOOTLOADER_SECTOR, FLASH_BASE, NEW_APP_BASE, NEW_APP_SECTORS, SECTORS
-from rig.sim.profiles import FirmwareProfile, profile_for
-from rig.sim.timing import FlashTiming
+from rig.device.firmware import FirmwareProfile, profile_for
+from rig.device.memory import BOOTLOADER_SECTOR, FLASH_BASE, NEW_APP_BASE, NEW_APP_SECTORS, SECTORS
+from rig.device.timing import USB_PACKET_S, FlashTiming
+from rig.device.update_format import BOOTLOADER_APP_SECTORS as APP_SECTOR_RANGE
+from rig.device.update_format import BOOTLOADER_BLINK_S as BLINK_S
+from rig.device.update_format import needs_compression
 from rig.firmware.update import CHUNK
+from rig.protocol.commands import FirmwareVersion
 
 DONE_BLINKS = 3  # the bootloader blinks green three times after a good copy (L: main.c)
 _TIMING = FlashTiming()  # DS8626 typical values, as the simulator uses them

@@ -20,14 +20,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
-from rig.firmware.image import COMPRESSED_FLAG, HEADER, NEW_APP_BUFFER, heatshrink_decompress
-from rig.sim.flash import FLASH_BASE, NEW_APP_BASE, SECTORS, Flash
+from rig.device.memory import FLASH_BASE, NEW_APP_BASE, SECTORS
+from rig.device.update_format import BOOTLOADER_APP_SECTORS as APP_SECTOR_RANGE
+from rig.device.update_format import BOOTLOADER_BLINK_S as BLINK_S
+from rig.device.update_format import BOOTLOADER_MAX_SIZE, HEADER, heatshrink_decompress, split_size
+from rig.sim.flash import Flash
 
 log = logging.getLogger(__name__)
 
-APP_SECTOR_RANGE = range(0, 8)  # L: main.c APP_BASE 0, APP_SECTORS 8 (sectors 1-2 are the EEPROM)
 COPY_CHUNK = 16 * 1024  # bytes programmed per step
-BLINK_S = 0.4  # 200 + 200 "ms" per blink, an uncalibrated NOP loop (research section 8, unverified)
 
 
 class BootPhase(StrEnum):
@@ -64,10 +65,9 @@ class BootloaderRun:
 
     def steps(self) -> Iterator[BootPhase]:
         """Run the bootloader, yielding the phase after each step."""
-        size, crc = HEADER.unpack(self.flash.read(NEW_APP_BASE, HEADER.size))
-        compressed = size >> 24 == COMPRESSED_FLAG
-        size &= 0x00FF_FFFF if compressed else 0xFFFF_FFFF
-        payload = self.flash.read(NEW_APP_BASE + HEADER.size, size) if 0 < size <= NEW_APP_BUFFER else b""
+        field, crc = HEADER.unpack(self.flash.read(NEW_APP_BASE, HEADER.size))
+        size, compressed = split_size(field)
+        payload = self.flash.read(NEW_APP_BASE + HEADER.size, size) if 0 < size <= BOOTLOADER_MAX_SIZE else b""
         self.rejection = _check(size, crc, payload, self.force_reject)
         if self.rejection is not None:
             log.info("bootloader rejects the image: %s", self.rejection.value)
@@ -96,7 +96,7 @@ class BootloaderRun:
 
 
 def _check(size: int, crc: int, payload: bytes, force_reject: bool) -> Rejection | None:
-    if size > NEW_APP_BUFFER:
+    if size > BOOTLOADER_MAX_SIZE:
         return Rejection.TOO_BIG
     if size == 0:
         return Rejection.EMPTY

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from rig.sim.profiles import SimError
+from rig.sim.errors import SimError
 
 if TYPE_CHECKING:
     from rig.sim.device import SimEsc, SimEscSpec

@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from pyocd.core import exceptions
 from pyocd.flash.flash import _ANALYZER_CODE  # the blob pyocd loads for its CRC32 page analyzer
 
-from rig.sim.flash import FLASH_BASE, FLASH_SIZE, Flash, FlashError
+from rig.device.memory import FLASH_BASE, FLASH_SIZE
 from rig.hardware.swd_target import FLASH_ALGO
+from rig.sim.flash import Flash, FlashError
 
 LOG = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The simulated ESC: one STM32F405 running whatever its flash holds, with USB presence and power.
 
 Booting reads the image descriptor at 0x08000000 (rig.sim.image); the firmware profile named there
-decides every behaviour (rig.sim.profiles). No valid descriptor: the board is dead (no USB). The
+decides every behaviour (rig.device.firmware). No valid descriptor: the board is dead (no USB). The
 device speaks the protocol through the shared codec (rig.protocol), never a copy of it.
 
 Threading model
@@ -26,6 +26,7 @@ PING_CAN 10 ms per silent id); boot time per profile.
 from __future__ import annotations
 
 import logging
+import random
 import struct
 import threading
 import time
@@ -36,6 +37,20 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from rig.device.firmware import DecoderKind, FirmwareProfile, UnknownFirmware, profile_for
+from rig.device.memory import APP_LIMIT as _APP_END
+from rig.device.memory import (
+    BOOTLOADER_BASE,
+    BOOTLOADER_SECTOR,
+    BOOTLOADER_SIZE,
+    EEPROM_SECTORS,
+    FLASH_BASE,
+    NEW_APP_BASE,
+    NEW_APP_SECTORS,
+    SECTORS,
+)
+from rig.device.memory import contains as in_flash
+from rig.device.timing import USB_PACKET_S
 from rig.errors import PayloadError
 from rig.protocol import codecs as c
 from rig.protocol.commands import Cmd, CommandTable
@@ -52,25 +67,23 @@ from rig.protocol.framing import (
 )
 from rig.protocol.values import Values, encode_field
 from rig.sim.bootloader import BootloaderRun, BootPhase
+from rig.sim.clock import DeviceClock
+from rig.sim.errors import SimError
 from rig.sim.faults import FaultSet
-from rig.sim.flash import BOOTLOADER_BASE, BOOTLOADER_SECTOR, EEPROM_SECTORS, FLASH_BASE, NEW_APP_BASE, SECTORS, Flash
+from rig.sim.flash import Flash
 from rig.sim.image import Descriptor, ImageKind, make_bootloader_image, make_firmware_image, read_descriptor
-from rig.sim.profiles import PROFILES, DecoderKind, FirmwareProfile, SimError, profile_for
-from rig.sim.timing import DeviceClock
 
 if TYPE_CHECKING:
     from rig.sim.can import CanBus
 
 log = logging.getLogger(__name__)
 
-USB_PACKET_S = 0.001
 STEP_S = 0.25  # longest modelled wait per poll step
 CONFIG_WRITE_S = 0.2  # SET_*CONF sleeps 200 ms before the ack (research section 3)
 ALL_CAN_ERASE_SLEEP_S = 1.5
 ALL_CAN_JUMP_SLEEP_S = 0.1
 PING_PER_ID_S = 0.010
-APP_REGION = 0x8_0000  # sectors 0-7: where a firmware image may live
-BOOTLOADER_REGION = 0x2_0000
+APP_REGION = _APP_END - FLASH_BASE  # sectors 0-7: where a firmware image may live
 WRONG_SIGNATURE_XOR = 0x5A5A_5A5A
 Reply = Callable[[bytes], None]
 _UPDATE_MESSAGES = (c.EraseNewApp, c.WriteNewAppData, c.JumpToBootloader, c.EraseBootloader)
@@ -363,11 +376,11 @@ class SimEsc:
     def _boot_job(self) -> Iterator[None]:
         self.mode = Mode.BOOTING
         descriptor = read_descriptor(self.flash.read(FLASH_BASE, APP_REGION))
-        if descriptor is None or descriptor.kind != ImageKind.FIRMWARE or descriptor.profile not in PROFILES:
+        profile = _runnable(descriptor)
+        if descriptor is None or profile is None:
             self.mode = Mode.DEAD
             log.warning("%s: no valid firmware at %#x: board dead", self.name, FLASH_BASE)
             return
-        profile = PROFILES[descriptor.profile]
         yield from self._wait(profile.boot_s)
         configs = {}
         for kind in c.ConfigKind:
@@ -380,7 +393,7 @@ class SimEsc:
         self._set_usb(True)
 
     def _jump_job(self, profile: FirmwareProfile) -> Iterator[None]:
-        bootloader = read_descriptor(self.flash.read(BOOTLOADER_BASE, BOOTLOADER_REGION))
+        bootloader = read_descriptor(self.flash.read(BOOTLOADER_BASE, BOOTLOADER_SIZE))
         if bootloader is None or bootloader.kind != ImageKind.BOOTLOADER:
             yield from self._no_bootloader(profile)
             return
@@ -521,7 +534,7 @@ class SimEsc:
                 if all_can:
                     self._broadcast(c.EraseNewApp(size), table)
                     self.clock.spend(ALL_CAN_ERASE_SLEEP_S)
-                for sector in SECTORS[8:11]:
+                for sector in (SECTORS[i] for i in NEW_APP_SECTORS):
                     if NEW_APP_BASE + size > sector.start:
                         self.flash.erase_sector(sector.index)
                 send(c.StatusReply(Cmd.ERASE_NEW_APP, True))
@@ -566,7 +579,7 @@ class SimEsc:
 
     def _program(self, addr: int, data: bytes) -> bool:
         """Byte programming with no bounds check, except that outside the flash reports failure."""
-        if addr < FLASH_BASE or addr + len(data) > FLASH_BASE + 0x10_0000:
+        if not in_flash(addr, len(data)):
             log.info("%s: write of %d bytes at %#x is outside the flash", self.name, len(data), addr)
             return False
         self.flash.program(addr, data)
@@ -731,8 +744,18 @@ class SimEsc:
 
 def _default_config(profile: FirmwareProfile, kind: c.ConfigKind, can_id: int) -> bytes:
     """The profile's default blob; appconf starts with controller_id (B: confgenerator.c, 3.40 commands.c)."""
-    data = profile.config(kind).default(profile.name)
+    data = random.Random(f"{profile.name}/{kind.value}/default").randbytes(profile.config(kind).size)  # opaque
     return bytes((can_id,)) + data[1:] if kind == c.ConfigKind.APPCONF else data
+
+
+def _runnable(descriptor: Descriptor | None) -> FirmwareProfile | None:
+    """How the firmware an image descriptor names behaves (by its version), or None if it is no firmware."""
+    if descriptor is None or descriptor.kind != ImageKind.FIRMWARE:
+        return None
+    try:
+        return profile_for(descriptor.version)
+    except UnknownFirmware:
+        return None
 
 
 def _no_reply(payload: bytes) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from rig.sim.profiles import SimError
+from rig.sim.errors import SimError
 
 
 @dataclass(frozen=True)

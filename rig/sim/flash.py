@@ -1,8 +1,6 @@
 """The STM32F405 flash of a simulated VESC: 1 MiB in 12 sectors, erased to 0xFF, programmed by clearing bits.
 
-Layout from vesc-protocol-facts.md section 6 (vedderb/bldc flash_helper.c, ld_eeprom_emu.ld): sectors 0-3
-are 16 KB, sector 4 is 64 KB, sectors 5-11 are 128 KB. The firmware occupies sector 0 and sectors 3-7, the
-EEPROM emulation sectors 1-2, the new-app buffer sectors 8-10 and the bootloader sector 11.
+The sector map is rig.device.memory's (the one place that knows it).
 
 Read-out protection level 1 (`locked`) blocks debug (SWD) access only, as on the chip: the CPU's own
 reads and writes go through. A mass erase clears it (on the chip, regressing RDP to level 0 mass-erases).
@@ -13,52 +11,18 @@ from __future__ import annotations
 import os
 import struct
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
+from rig.device.memory import FLASH_BASE, FLASH_SIZE, SECTORS, Sector, sectors_touching
+from rig.device.memory import sector_at as _sector_at
+from rig.device.timing import FlashTiming
 from rig.errors import Diagnosis, RigError
-from rig.sim.timing import DeviceClock, FlashTiming
-
-FLASH_BASE = 0x0800_0000
-FLASH_SIZE = 0x10_0000
-NEW_APP_BASE = 0x0808_0000
-BOOTLOADER_BASE = 0x080E_0000
-
-APP_SECTORS = (0, 3, 4, 5, 6, 7)
-EEPROM_SECTORS = (1, 2)
-NEW_APP_SECTORS = (8, 9, 10)
-BOOTLOADER_SECTOR = 11
+from rig.sim.clock import DeviceClock
 
 _FILE_MAGIC = b"RIGFLSH1"
 _FILE_HEADER = struct.Struct("<8sB7x")  # magic, flags (bit 0: locked), padding to 16 bytes
 _ERASED = 0xFF
 _DEFAULT_TIMING = FlashTiming()
-
-
-@dataclass(frozen=True)
-class Sector:
-    """One erase sector of the flash (absolute addresses)."""
-
-    index: int
-    start: int
-    size: int
-
-    @property
-    def end(self) -> int:
-        """First address after the sector."""
-        return self.start + self.size
-
-
-def _build_sectors() -> tuple[Sector, ...]:
-    sizes = [0x4000] * 4 + [0x1_0000] + [0x2_0000] * 7
-    sectors, start = [], FLASH_BASE
-    for index, size in enumerate(sizes):
-        sectors.append(Sector(index, start, size))
-        start += size
-    return tuple(sectors)
-
-
-SECTORS: tuple[Sector, ...] = _build_sectors()
 
 
 class FlashError(RigError):
@@ -82,18 +46,16 @@ class Flash:
     @staticmethod
     def sector_at(addr: int) -> Sector:
         """The sector holding `addr`."""
-        for sector in SECTORS:
-            if sector.start <= addr < sector.end:
-                return sector
-        raise FlashError(f"address {addr:#010x} is outside the flash")
+        sector = _sector_at(addr)
+        if sector is None:
+            raise FlashError(f"address {addr:#010x} is outside the flash")
+        return sector
 
     @staticmethod
     def sectors_in(start: int, length: int) -> list[Sector]:
         """The sectors touched by [start, start+length)."""
         _check_range(start, length)
-        if length == 0:
-            return []
-        return [s for s in SECTORS if s.start < start + length and start < s.end]
+        return sectors_touching(start, length)
 
     # -- access -----------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ a CRC-32 of the rest of the image, so erased flash, garbage or a half-copied ima
 firmware" (the board is dead, as it would be on garbage). Images are deterministic: the same
 hardware and version always give the same bytes.
 
-The update header and its compression belong to the host (:mod:`rig.firmware.image`); both sides share them.
+The update header and its compression are device facts (:mod:`rig.device.update_format`), shared with the host.
 """
 
 from __future__ import annotations
@@ -19,17 +19,21 @@ import zlib
 from dataclasses import dataclass
 from enum import IntEnum
 
+from rig.device.firmware import profile_for
+from rig.device.memory import BOOTLOADER_BASE, EEPROM_SECTORS, FLASH_BASE, SECTORS, SRAM
 from rig.protocol.commands import FirmwareVersion
-from rig.sim.profiles import SimError, profile_for
+from rig.sim.errors import SimError
 
 DESCRIPTOR_OFFSET = 0x200  # right after the vector table
 _MAGIC = b"VESCSIM1"
 _DESCRIPTOR = struct.Struct(">8sBBB16s8sII")  # magic kind major minor hw profile size image_crc
 _DESCRIPTOR_CRC = struct.Struct(">I")
 DESCRIPTOR_SIZE = _DESCRIPTOR.size + _DESCRIPTOR_CRC.size
-EEPROM_WINDOW = range(0x4000, 0xC000)  # sectors 1-2: 0xFF in every firmware .bin (facts sheet section 6)
-BOOTLOADER_SIZE = 5632  # bootloaders are 5.3-5.8 KB (facts sheet section 5)
-_INITIAL_SP = 0x2002_0000
+# sectors 1-2 as image offsets: 0xFF in every firmware .bin (facts sheet section 6)
+EEPROM_WINDOW = range(SECTORS[EEPROM_SECTORS[0]].start - FLASH_BASE, SECTORS[EEPROM_SECTORS[-1]].end - FLASH_BASE)
+BOOTLOADER_IMAGE_SIZE = 5632  # bootloaders are 5.3-5.8 KB (facts sheet section 5)
+CODE_SHARE = 80  # percent of a generated firmware image (outside the EEPROM window) that is code, the rest 0xFF
+_INITIAL_SP = SRAM.stop - 1  # top of SRAM
 
 
 class ImageKind(IntEnum):
@@ -139,10 +143,18 @@ def make_firmware_image(hw: str, version: str, size: int | None = None) -> bytes
     """A deterministic simulated firmware image for hardware `hw` (e.g. "60") and a version the simulator runs."""
     profile = profile_for(version)
     total = profile.app_size if size is None else size
-    code = min(profile.code_size, (total - len(EEPROM_WINDOW)) * 9 // 10)
-    return _build(ImageKind.FIRMWARE, hw, FirmwareVersion.parse(version), profile.name, total, code, 0x0800_0000)
+    code = (total - len(EEPROM_WINDOW)) * CODE_SHARE // 100
+    return _build(ImageKind.FIRMWARE, hw, FirmwareVersion.parse(version), profile.name, total, code, FLASH_BASE)
 
 
 def make_bootloader_image(hw: str = "generic") -> bytes:
     """A deterministic simulated bootloader image (5.5 KB) for sector 11."""
-    return _build(ImageKind.BOOTLOADER, hw, FirmwareVersion(0, 0), "", BOOTLOADER_SIZE, BOOTLOADER_SIZE, 0x080E_0000)
+    return _build(
+        ImageKind.BOOTLOADER,
+        hw,
+        FirmwareVersion(0, 0),
+        "",
+        BOOTLOADER_IMAGE_SIZE,
+        BOOTLOADER_IMAGE_SIZE,
+        BOOTLOADER_BASE,
+    )

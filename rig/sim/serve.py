@@ -33,10 +33,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from rig.errors import Diagnosis, RigError, RigTimeout
-from rig.station.rack import Rack, RelayBoardSpec, Station, SupplySpec
+from rig.firmware.image import FIRMWARE_FILE, GENERIC_BOOTLOADER
+from rig.protocol.commands import FirmwareVersion
 from rig.sim.can import CanBus
+from rig.sim.clock import DeviceClock
 from rig.sim.device import SimEsc, SimEscSpec
-from rig.sim.timing import DeviceClock
+from rig.sim.image import make_bootloader_image, make_firmware_image
+from rig.station.rack import Rack, RelayBoardSpec, Station, StationImages, SupplySpec
 
 log = logging.getLogger(__name__)
 
@@ -491,6 +494,7 @@ class SimRack:
         self._probes: dict[str, Any] = {}
         self._control: ControlServer | None = None
         self._resolved: Rack | None = None
+        self._images: dict[tuple[str, str], bytes] = {}
 
     @property
     def resolved(self) -> Rack:
@@ -527,7 +531,12 @@ class SimRack:
             self.stop()
             raise
         self._resolved = replace(
-            self.rack, relays=relays, supplies=supplies, stations=stations, control=str(self.control_path)
+            self.rack,
+            relays=relays,
+            supplies=supplies,
+            stations=stations,
+            control=str(self.control_path),
+            sim_speed=self.speed,
         )
         self.rack_file.write_text(self._resolved.to_toml())
         return self._resolved
@@ -613,7 +622,39 @@ class SimRack:
             changes["bridge"] = served.bridge.url
         if station.swd is not None:
             changes["swd"] = replace(station.swd, probe=self._serve_probe(station.name, usb_node))
+        changes["images"] = self._write_images(station)
         return replace(station, **changes)
+
+    def _write_images(self, station: Station) -> StationImages:
+        """The station's images as desktop-tool folders in the run directory: its own firmware (the baseline),
+        the next minor version (the candidate) and a bootloader; images the rack file names are kept."""
+        assert station.sim is not None
+        hw, shipped = station.sim.node.hw, FirmwareVersion.parse(station.sim.node.fw)
+        candidate = FirmwareVersion(shipped.major, shipped.minor + 1)
+        folder = self.run_dir / "images" / station.name
+        for role, version in (("baseline", shipped), ("firmware", candidate)):
+            target = folder / role / hw / FIRMWARE_FILE
+            if not target.is_file():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(self._image(hw, str(version)))
+        boot = folder / "bootloader" / GENERIC_BOOTLOADER
+        if not boot.is_file():
+            boot.parent.mkdir(parents=True, exist_ok=True)
+            boot.write_bytes(make_bootloader_image())
+        given = station.images or StationImages()
+        return StationImages(
+            firmware=given.firmware or str(folder / "firmware"),
+            firmware_version=given.firmware_version or str(candidate),
+            baseline=given.baseline or str(folder / "baseline"),
+            baseline_version=given.baseline_version or str(shipped),
+            bootloader=given.bootloader or str(boot.parent),
+        )
+
+    def _image(self, hw: str, version: str) -> bytes:
+        key = (hw, version)
+        if key not in self._images:
+            self._images[key] = make_firmware_image(hw, version)
+        return self._images[key]
 
     def _serve_probe(self, name: str, device: Any) -> str:
         from rig.sim.swd_probe import SimSwdProbe, SimSwdServer

@@ -34,8 +34,8 @@ from pyocd.probe.tcp_probe_server import DebugProbeServer
 
 from rig.errors import RigTimeout
 from rig.sim.debug_target import ROM_TABLE, SimTarget
+from rig.sim.errors import SimError
 from rig.sim.flash import Flash
-from rig.sim.profiles import SimError
 
 _DPIDR = 0x2BA0_1477  # Arm SW-DP v1 of the Cortex-M4 (STM32F4 reference manual, DBG chapter)
 _AHB_AP_IDR = 0x2477_0011  # AHB-AP of the Cortex-M4

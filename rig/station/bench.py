@@ -11,20 +11,12 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from rig.errors import Diagnosis, LinkError, LinkLost, PowerError, RigError, RigTimeout, SwdError, UpdateError
 from rig.client.esc import Esc, Timeouts
-from rig.events import attach, step
+from rig.errors import Diagnosis, LinkError, LinkLost, PowerError, RigError, RigTimeout, SwdError, UpdateError
+from rig.events import Progress, attach, step
 from rig.firmware.image import Image
-from rig.transport.link import Trace
-from rig.hardware.power import PowerChannel, PowerCycleResult, PowerSupply, SupplyOutput, open_relay_board, open_supply
-from rig.hardware.power import power_cycle as run_power_cycle
-from rig.transport.presence import PortLocator, same_board, wait_for, wait_reappearance
-from rig.protocol.codecs import FwVersionReply
-from rig.station.rack import Rack, Station
-from rig.hardware.swd import ConnectMode, SwdConfig, SwdSession
 from rig.firmware.update import (
     PhaseTimes,
-    Progress,
     UploadResult,
     check_nodes_agree,
     check_update_took,
@@ -34,6 +26,13 @@ from rig.firmware.update import (
     upload_bootloader,
     upload_firmware,
 )
+from rig.hardware.power import PowerChannel, PowerCycleResult, PowerSupply, SupplyOutput, open_relay_board, open_supply
+from rig.hardware.power import power_cycle as run_power_cycle
+from rig.hardware.swd import ConnectMode, SwdConfig, SwdSession
+from rig.protocol.codecs import FwVersionReply
+from rig.station.rack import Rack, Station
+from rig.transport.link import Trace
+from rig.transport.presence import PortLocator, same_board, wait_for, wait_reappearance
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +95,6 @@ class StationRig:
         timeouts: Timeouts = Timeouts(),
         trace: Trace | None = None,
     ) -> None:
-        if spec.link_url is None and spec.usb_serial is None:
-            raise RigError(f"station {spec.name} has no port or USB serial number (a simulated rack must be served)")
         self.rack = rack
         self.spec = spec
         self.bounds = bounds
@@ -122,6 +119,8 @@ class StationRig:
         A port that vanishes between being seen and being opened (a board re-enumerating) is tried
         again within the same bound.
         """
+        if not self.has_port:
+            raise RigError(f"station {self.name} has no port or USB serial number (a simulated rack must be served)")
         bound = self.bounds.connect_s if bound_s is None else bound_s
         deadline = time.monotonic() + bound
         while True:
@@ -164,9 +163,14 @@ class StationRig:
         """One short FW_VERSION on a fresh connection: does the board answer right now?"""
         return self.probe() is not None
 
+    @property
+    def has_port(self) -> bool:
+        """Whether the rack gives this station a port (an SWD-only station has none)."""
+        return self.spec.link_url is not None or self.spec.usb_serial is not None
+
     def probe(self) -> FwVersionReply | None:
         """One short FW_VERSION on a fresh connection: the reply, or None when the board does not answer."""
-        if self.locator.current() is None:
+        if not self.has_port or self.locator.current() is None:
             return None
         try:
             esc = Esc.open(
@@ -307,16 +311,17 @@ class StationRig:
 
     # --- SWD ---------------------------------------------------------------------------------------
 
-    def swd(self, *, progress: object = None) -> SwdSession:
+    def swd(self, *, progress: Progress | None = None) -> SwdSession:
         """An SWD session for this station's probe (open it with `with`)."""
         spec = self.spec.swd
         if spec is None or spec.probe is None:
             raise SwdError(
                 f"station {self.name} has no SWD probe in the rack file", diagnosis=Diagnosis.SWD_PROBE_MISSING
             )
-        mode = ConnectMode.UNDER_RESET if spec.connect == "under-reset" else ConnectMode.NORMAL
-        config = SwdConfig(spec.probe, target=spec.target, frequency_hz=spec.frequency, connect_mode=mode)
-        return SwdSession(config, progress)  # type: ignore[arg-type]
+        config = SwdConfig(
+            spec.probe, target=spec.target, frequency_hz=spec.frequency, connect_mode=ConnectMode(spec.connect)
+        )
+        return SwdSession(config, progress)
 
     def close(self) -> None:
         for part in (self._channel.board if self._channel else None, self._supply):

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from rig.errors import RackFileError, RigError
+from rig.errors import RackFileError
 from rig.hardware.power.base import BOARD_KINDS, SUPPLY_KINDS
 
 DEFAULT_PORT_DIR = "by-id"
 SIM_RELAY_KINDS = ("lcus", "numato", "modbus-coils", "modbus-registers")  # what rig.sim can serve
-SWD_CONNECT_MODES = ("halt", "pre-reset", "under-reset", "attach")  # pyocd's connect_mode values
+SWD_CONNECT_MODES = ("halt", "pre-reset", "under-reset", "attach")  # pyocd's connect_mode values (ConnectMode)
 MODBUS_TRANSPORTS = ("tcp", "rtu")
 URL_SCHEMES = ("socket", "rfc2217", "loop", "spy", "alt", "hwgrep")  # pyserial URL handlers
 
@@ -136,6 +136,18 @@ class SimSpec:
 
 
 @dataclass(frozen=True)
+class StationImages:
+    """The images a station's tests use (files or desktop-tool folders; versions as X.YY): the candidate
+    firmware, the last release (baseline) and the bootloader. A served simulated rack fills them in."""
+
+    firmware: str | None = None
+    firmware_version: str | None = None
+    baseline: str | None = None
+    baseline_version: str | None = None
+    bootloader: str | None = None
+
+
+@dataclass(frozen=True)
 class Station:
     """One ESC (or dual board) on the rack and everything attached to it."""
 
@@ -150,6 +162,8 @@ class Station:
     can_ids: tuple[int, ...] = ()
     tags: tuple[str, ...] = ()
     sim: SimSpec | None = None
+    images: StationImages | None = None
+    hw: str | None = None  # the board's hardware name (checked against images; a simulated board's own)
 
     @property
     def link_url(self) -> str | None:
@@ -170,6 +184,8 @@ class Rack:
     control: str | None = None  # served simulated racks: the simulator's control socket
     path: Path | None = field(default=None, compare=False)
     leases: str | None = None  # directory of the station lease database shared by runs (rig.station.leases)
+    state_dir: str | None = None  # backups, records, leases (rig.station.state; default per user)
+    sim_speed: float | None = None  # served simulated racks: the simulator's time speed (0 instant, 1 real)
 
     @property
     def served(self) -> bool:
@@ -240,30 +256,51 @@ def parse_rack(data: Mapping[str, Any], path: Path | str = "<rack>") -> Rack:
     name = top.text("name", required=True)
     port_dir = top.text("port_dir", DEFAULT_PORT_DIR) if simulated else top.forbid("port_dir", "simulated racks")
     control = top.text("control") if simulated else top.forbid("control", "simulated racks")
+    sim_speed = top.number("sim_speed", None, low=0.0) if simulated else top.forbid("sim_speed", "simulated racks")
     relays = tuple(_relay(e, simulated) for e in top.tables("relay"))
     supplies = tuple(_supply(e, simulated) for e in top.tables("supply"))
     top.unique("relay", [r.name for r in relays])
     top.unique("supply", [s.name for s in supplies])
     boards = {r.name: r for r in relays}
-    stations = tuple(_station(e, simulated, boards, {s.name for s in supplies}) for e in top.tables("station"))
+    stations = tuple(
+        _station(e, simulated, boards, {s.name for s in supplies}, Path(path)) for e in top.tables("station")
+    )
     top.unique("station", [s.name for s in stations])
     top.unique("station", [s.usb_serial for s in stations if s.usb_serial], key="usb_serial")
-    leases = _leases(top, Path(path))
+    leases = _folder(top, "leases", Path(path))
+    state_dir = _folder(top, "state_dir", Path(path))
     top.done()
     if not stations:
         raise RackFileError(f"{path}: rack: no [[station]] entries")
     rack = Rack(name, stations, relays, supplies, simulated, port_dir or DEFAULT_PORT_DIR, control, Path(path))
-    return rack if leases is None else replace(rack, leases=leases)
+    return replace(rack, leases=leases, state_dir=state_dir, sim_speed=sim_speed)
 
 
-def _leases(top: _Entry, path: Path) -> str | None:
-    """The lease directory: a path (relative ones are relative to the rack file's folder)."""
-    text = top.text("leases")
+def _folder(top: _Entry, key: str, path: Path) -> str | None:
+    """A directory key: a path (relative ones are relative to the rack file's folder)."""
+    text = top.text(key)
     if text is None:
         return None
     if "://" in text:
-        top.fail("leases", f"{text!r} is not a directory path (rig.station.leases keeps an SQLite file in a directory)")
+        top.fail(key, f"{text!r} is not a directory path")
     return str((path.parent / Path(text).expanduser()).resolve())
+
+
+def _images(e: _Entry | None, path: Path) -> StationImages | None:
+    """[station.images]: paths relative to the rack file's folder, versions as X.YY."""
+    if e is None:
+        return None
+    found: dict[str, str | None] = {}
+    for key in ("firmware", "baseline", "bootloader"):
+        text = e.text(key)
+        found[key] = None if text is None else str((path.parent / Path(text).expanduser()).resolve())
+    for key in ("firmware_version", "baseline_version"):
+        text = e.text(key)
+        if text is not None and not _FW.match(text):
+            e.fail(key, f'{text!r} is not MAJOR.MINOR with two minor digits (for example "6.05")')
+        found[key] = text
+    e.done()
+    return StationImages(**found)
 
 
 def _relay(e: _Entry, simulated: bool) -> RelayBoardSpec:
@@ -316,7 +353,9 @@ def _supply(e: _Entry, simulated: bool) -> SupplySpec:
     return SupplySpec(name, kind or "rd6006", port, tcp, unit, transport)
 
 
-def _station(e: _Entry, simulated: bool, boards: Mapping[str, RelayBoardSpec], supplies: set[str]) -> Station:
+def _station(
+    e: _Entry, simulated: bool, boards: Mapping[str, RelayBoardSpec], supplies: set[str], path: Path
+) -> Station:
     e.label = f"station {e.data.get('name', '#' + str(e.index))!r}"
     name = e.text("name", required=True)
     port, url, usb_serial = e.text("port"), e.url("url"), e.text("usb_serial")
@@ -343,8 +382,10 @@ def _station(e: _Entry, simulated: bool, boards: Mapping[str, RelayBoardSpec], s
     else:
         e.forbid("sim", "simulated racks")
     e.unique_values("can_ids", can_ids)
+    images = _images(e.table("images"), path)
+    hw = e.text("hw") or (sim.node.hw if sim else None)
     e.done()
-    return Station(name, port, url, usb_serial, bridge, relay, supply, swd, can_ids, tags, sim)
+    return Station(name, port, url, usb_serial, bridge, relay, supply, swd, can_ids, tags, sim, images, hw)
 
 
 def _relay_ref(e: _Entry, boards: Mapping[str, RelayBoardSpec]) -> RelayRef | None:
@@ -414,21 +455,8 @@ def _sim_node(e: _Entry, station: str, usb_node: SimNode | None) -> SimNode:
         if len(uid) != 12:
             e.fail("uid", f"{uid_text!r} is not 24 hex digits (the 12-byte STM32 UID)")
     bootloader = e.flag("bootloader", usb_node.bootloader if usb_node else True)
-    faults = tuple(e.texts("faults"))
-    _check_faults(e, faults)
+    faults = tuple(e.texts("faults"))  # rig.sim checks the names when it serves the rack
     return SimNode(can_id, hw, fw, uid, bootloader, faults)
-
-
-def _check_faults(e: _Entry, faults: tuple[str, ...]) -> None:
-    from rig.sim.faults import CATALOGUE, parse_fault
-
-    for text in faults:
-        try:
-            name, _ = parse_fault(text)
-        except RigError as exc:
-            e.fail("faults", str(exc))
-        if name not in CATALOGUE:
-            e.fail("faults", f"unknown fault {name!r}; known: {', '.join(CATALOGUE)}")
 
 
 class _Entry:
@@ -473,6 +501,14 @@ class _Entry:
         if not low <= value <= high:
             self.fail(key, f"{value} is out of range {low}..{high}")
         return value
+
+    def number(self, key: str, default: float | None, *, low: float) -> float | None:
+        value = self._get(key, (int, float), "a number", False)
+        if value is None:
+            return default
+        if isinstance(value, bool) or value < low:
+            self.fail(key, f"{value!r} is not a number of at least {low:g}")
+        return float(value)
 
     def choice(self, key: str, choices: Iterable[str], default: str | None = None, *, required: bool = False) -> str:
         value = self.text(key, default, required=required)
@@ -555,6 +591,8 @@ def _toml(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, float):
+        return repr(value)
     if isinstance(value, str):
         return json.dumps(value)  # a JSON string is a TOML basic string
     if isinstance(value, (list, tuple)):
@@ -577,9 +615,14 @@ def _node(node: SimNode) -> dict[str, Any]:
 
 
 def _dump(rack: Rack) -> str:
-    top: dict[str, Any] = {"name": rack.name, "simulated": rack.simulated, "leases": rack.leases}
+    top: dict[str, Any] = {
+        "name": rack.name,
+        "simulated": rack.simulated,
+        "leases": rack.leases,
+        "state_dir": rack.state_dir,
+    }
     if rack.simulated:
-        top |= {"port_dir": rack.port_dir, "control": rack.control}
+        top |= {"port_dir": rack.port_dir, "control": rack.control, "sim_speed": rack.sim_speed}
     out = _lines(top)
     for board in rack.relays:
         table = {"name": board.name, "kind": board.kind, "port": board.port, "tcp": board.tcp}
@@ -594,11 +637,13 @@ def _dump(rack: Rack) -> str:
         out += ["", "[[supply]]", *_lines(table)]
     for s in rack.stations:
         table = {"name": s.name, "port": s.port, "url": s.url, "usb_serial": s.usb_serial, "bridge": s.bridge}
-        table |= {"relay": str(s.relay) if s.relay else None, "supply": s.supply}
+        table |= {"relay": str(s.relay) if s.relay else None, "supply": s.supply, "hw": s.hw}
         if s.swd:
             table["swd"] = {k: v for k, v in vars(s.swd).items() if v is not None}
         table |= {"can_ids": list(s.can_ids), "tags": list(s.tags)}
         out += ["", "[[station]]", *_lines(table)]
+        if s.images:
+            out += ["[station.images]", *_lines(vars(s.images))]
         if s.sim:
             sim = _node(s.sim.node)
             sim["tcp_bridge"] = False if s.sim.tcp_bridge is None else s.sim.tcp_bridge or True

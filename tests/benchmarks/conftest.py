@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from rig.device.firmware import profile_for
 from rig.firmware.image import Image, load_bootloader, load_firmware
 from rig.protocol.commands import FirmwareVersion
-from rig.station.rack import Rack, Station, load_rack
 from rig.sim.image import make_bootloader_image, make_firmware_image
-from rig.sim.profiles import profile_for
 from rig.sim.serve import SimRack
 from rig.station.bench import StationRig
+from rig.station.rack import Rack, Station, load_rack
 
 BENCH_FIRMWARES = ("5.02", "6.02")  # the stations served: one per firmware series benchmarked
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from rig.errors import CommandFailed, RigTimeout
 from rig.client.esc import Esc
+from rig.errors import CommandFailed, RigTimeout
 from rig.firmware.image import Image, upload_form
 from rig.protocol import codecs as c
 from rig.protocol.commands import Cmd

@@ -3,7 +3,7 @@
 Each round programs a 64 KB image at 0x08020000 with rig.hardware.swd (smart flash off): pyocd erases the one 128 KB
 sector under it (sector 5, at PSIZE x8: 2 s in the model) and writes the sector's pages. With benchmarks on
 the simulated MCU runs at DeviceClock speed 1 (modelled time is real time: flash erase and program times from
-rig.sim.timing, and 46 SWD clocks per DAP transfer at the probe's frequency), so the figures are the model's
+rig.sim.clock, and 46 SWD clocks per DAP transfer at the probe's frequency), so the figures are the model's
 throughput plus the host-side cost of pyocd and its remote-probe protocol. Under ``--benchmark-disable`` (the
 normal test run) it runs once at speed 0, as a fast correctness check; extra_info names the speed either way.
 
@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
+from rig.hardware.swd import FlashResult, SwdConfig, SwdSession
+from rig.sim.clock import DeviceClock
 from rig.sim.flash import Flash
 from rig.sim.swd_probe import SimSwdProbe, SimSwdServer
-from rig.sim.timing import DeviceClock, FlashTiming
-from rig.hardware.swd import FlashResult, SwdConfig, SwdSession
 
 LOG = logging.getLogger(__name__)
 

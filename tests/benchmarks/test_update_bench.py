@@ -24,10 +24,10 @@ import pytest
 from reference_upload import ReferenceResult, reference_upload
 
 from rig.firmware.config import read_backup, restore
-from rig.report.floor import Floor, bootloader_floor, update_floor
 from rig.firmware.image import Image
-from rig.station.bench import StationRig, UpdateResult
 from rig.firmware.update import UploadResult
+from rig.report.floor import Floor, bootloader_floor, update_floor
+from rig.station.bench import StationRig, UpdateResult
 
 if TYPE_CHECKING:
     from conftest import BenchRack

@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
-from rig.firmware.config import ConfigBackup, write_verified
-from rig.client.esc import Esc
 from rig.protocol.codecs import SIGNATURE_SINCE, ConfigKind
+from rig.station.configs import ConfigCare
+from rig.station.session import StationSession
 
 
-def test_config_round_trip(esc: Esc, config_backup: ConfigBackup) -> None:
-    version = config_backup.version
+def test_config_round_trip(station: StationSession, config_backup: ConfigCare) -> None:
+    before = config_backup.local
+    version = before.version
     for kind in ConfigKind:
-        original = esc.get_config(kind)
-        default = esc.get_config(kind, default=True)
-        assert original == config_backup.blobs[kind]
+        with station.connect() as esc:
+            original = esc.get_config(kind)
+            default = esc.get_config(kind, default=True)
+        assert original == before.blobs[kind]
         if version >= SIGNATURE_SINCE:
             assert original.signature is not None and original.signature == default.signature
         else:
             assert original.signature is None and default.signature is None
         assert len(default.data) == len(original.data), "default and current config differ in layout"
 
-        write_verified(esc, default, version)
-        assert esc.get_config(kind) == default
-        write_verified(esc, original, version)
-        assert esc.get_config(kind) == original
+        station.write_config(default, made_for=version)
+        with station.connect() as esc:
+            assert esc.get_config(kind) == default
+        station.write_config(original, made_for=version)
+        with station.connect() as esc:
+            assert esc.get_config(kind) == original

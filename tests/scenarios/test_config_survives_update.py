@@ -1,44 +1,60 @@
-"""F10: every update wipes the settings; the rig's backup brings them back, verified."""
+"""F10: every update wipes the settings; the station session's backup brings them back, verified.
+
+The evidence is the session's config care for the update: the config read after the update differed
+from the one before (the firmware wiped it), and the session wrote the backup back and read it back
+equal. Where the layout changed (another signature; or, before 3.50, another version), the session
+must not write the old blob: it keeps the backup and says why.
+"""
 
 from __future__ import annotations
 
-import pytest
-from scenario_steps import ensure_running
+from pathlib import Path
 
-from rig.firmware.config import ConfigBackup, read_backup, restore, write_verified
-from rig.errors import ConfigError
+from rig.firmware.config import read_backup
 from rig.firmware.image import Image
-from rig.protocol.codecs import ConfigKind
-from rig.station.bench import StationRig
+from rig.protocol.codecs import ConfigBlob, ConfigKind
+from rig.station.configs import ConfigCare
+from rig.station.session import StationSession
+from rig.station.strategy import Running, StationStrategy
+
+
+def _configs(station: StationSession) -> dict[ConfigKind, ConfigBlob]:
+    with station.connect() as esc:
+        return read_backup(esc).blobs
 
 
 def test_config_survives_update_because_the_rig_restores_it(
-    station: StationRig, config_backup: ConfigBackup, baseline_firmware: Image, firmware: Image, allow_wrong_hw: bool
+    station: StationSession,
+    config_backup: ConfigCare,
+    baseline_firmware: Image,
+    firmware: Image,
+    strategy: StationStrategy,
 ) -> None:
-    ensure_running(station, baseline_firmware, allow_wrong_hw=allow_wrong_hw)
+    strategy.transition(Running(baseline_firmware))
     with station.connect() as esc:
-        defaults = {kind: esc.get_config(kind, default=True) for kind in ConfigKind}
-        if station.spec.sim is not None:  # a configured board, so the wipe shows (never done on hardware)
-            blob = esc.get_config(ConfigKind.APPCONF)
-            changed = bytes([blob.data[0] ^ 0x01]) + blob.data[1:]
-            write_verified(esc, type(blob)(blob.kind, blob.signature, changed), esc.version)
-        before = read_backup(esc)
+        version = esc.version
+        current = esc.get_config(ConfigKind.APPCONF)
+    if station.spec.sim is not None:  # a configured board, so a wipe shows (never done to a board of hardware)
+        changed = ConfigBlob(current.kind, current.signature, bytes([current.data[0] ^ 0x01]) + current.data[1:])
+        station.write_config(changed, made_for=version)
+    before = _configs(station)
 
-    station.update(firmware, allow_wrong_hw=allow_wrong_hw)
-    signed = before.blobs[ConfigKind.MCCONF].signature is not None
-    with station.connect() as esc:
-        wiped = {kind: esc.get_config(kind) for kind in ConfigKind}
-        assert {k: b.data for k, b in wiped.items()} == {k: b.data for k, b in defaults.items()}, (
-            "the update did not reset the config to the defaults"
-        )
-        if signed:  # the signature vouches for the layout on the new firmware too
-            restore(esc, before)
-            assert {kind: esc.get_config(kind) for kind in ConfigKind} == before.blobs
-        else:  # before 3.50 nothing vouches for the layout across versions: the rig must refuse
-            with pytest.raises(ConfigError):
-                restore(esc, before)
+    station.update(firmware)
+    care = station.report.configs[-1]
+    local = next(n for n in care.nodes if n.node == "local")
+    assert care.operation.startswith("update to"), care.operation
+    same_layout = before[ConfigKind.MCCONF].signature is not None and all(
+        care.local.blobs[k].signature == _configs(station)[k].signature for k in ConfigKind
+    )
+    if same_layout:
+        assert local.changed, "the update did not wipe the config (F10 not reproduced, or nothing was checked)"
+        assert local.restored and local.verified, local.describe()
+        assert _configs(station) == before
+        assert not Path(local.file).exists(), "a verified backup was kept"
+    else:  # the layout changed: the old blob must not be written, the backup must stay
+        assert not local.verified and "layout changed" in local.note, local.describe()
+        assert Path(local.file).is_file()
 
-    station.update(baseline_firmware, allow_wrong_hw=allow_wrong_hw)
-    with station.connect() as esc:
-        restore(esc, before)
-        assert {kind: esc.get_config(kind) for kind in ConfigKind} == before.blobs
+    station.update(baseline_firmware)
+    if same_layout:
+        assert _configs(station) == before

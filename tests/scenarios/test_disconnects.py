@@ -14,65 +14,66 @@ from contextlib import suppress
 
 import pytest
 from disconnect_plan import METHODS, UPDATE_PHASES, FrameCut
-from scenario_steps import ensure_running
 
-from rig.firmware.config import ConfigBackup, check_not_mixed
-from rig.errors import LinkLost, RigTimeout
 from rig.client.esc import Esc
+from rig.errors import LinkLost, RigTimeout
+from rig.firmware.config import check_not_mixed
 from rig.firmware.image import Image, upload_form
-from rig.transport.presence import wait_gone
+from rig.firmware.update import guard, plan_chunks
 from rig.protocol.codecs import ConfigBlob, ConfigKind, GetConfig, SetConfig, WriteNewAppData, encode
 from rig.protocol.framing import encode_frame
-from rig.station.bench import StationRig
-from rig.firmware.update import guard, plan_chunks
+from rig.station.configs import ConfigCare
+from rig.station.session import StationSession
+from rig.station.strategy import Running, StationStrategy
+from rig.transport.presence import wait_gone
 
 INTERRUPTED = (LinkLost, RigTimeout)
 
 
-def _require(station: StationRig, method: str) -> None:
+def _require(station: StationSession, method: str) -> None:
     if method == "tcp drop" and station.spec.bridge is None:
         pytest.skip(f"station {station.name} has no TCP bridge")
     if method == "power cut" and station.spec.relay is None and station.spec.supply is None:
         pytest.skip(f"station {station.name} has no relay channel or supply")
 
 
-def _open(station: StationRig, method: str) -> Esc:
+def _open(station: StationSession, method: str) -> Esc:
     """A connection through the path the method will cut."""
     if method != "tcp drop":
         return station.connect()
     assert station.spec.bridge is not None
-    esc = Esc.open(station.spec.bridge, trace=station.trace, timeouts=station.timeouts)
+    esc = Esc.open(station.spec.bridge, trace=station.trace, timeouts=station.bench.timeouts)
     esc.flush_device_decoder()
     esc.fw_version()
     return esc
 
 
-def _power_off(station: StationRig) -> None:
+def _power_off(station: StationSession) -> None:
     """Cut the power and wait (bounded) until the port is gone: a relay like the LCUS acts a moment later."""
-    before = station.locator.identity()
-    station.power_channel().switch(False)
-    wait_gone(station.locator, before, station.answers, station.bounds.gone_s)
+    before = station.bench.locator.identity()
+    station.bench.power_channel().switch(False)
+    wait_gone(station.bench.locator, before, station.answers, station.bench.bounds.gone_s)
 
 
-def _arm(station: StationRig, esc: Esc, method: str, after: int, direction: str = "tx") -> None:
+def _arm(station: StationSession, esc: Esc, method: str, after: int, direction: str = "tx") -> None:
     action = (lambda: _power_off(station)) if method == "power cut" else None
     esc.link.cut_after(after, direction, action)  # type: ignore[arg-type]
 
 
-def _cut_now(station: StationRig, esc: Esc, method: str) -> None:
+def _cut_now(station: StationSession, esc: Esc, method: str) -> None:
     _arm(station, esc, method, 0)
     with suppress(*INTERRUPTED):
         esc.link.write(b"")  # fires the cut armed at 0 bytes
     esc.close()
 
 
-def _come_back(station: StationRig, method: str, delay_s: float) -> None:
+def _come_back(station: StationSession, method: str, delay_s: float) -> None:
     if method == "power cut":
-        station.power_channel().switch(True)
+        station.bench.power_channel().switch(True)
     time.sleep(delay_s)
 
 
-def _changed(station: StationRig, esc: Esc, blob: ConfigBlob) -> ConfigBlob:
+def _changed(station: StationSession, esc: Esc, blob: ConfigBlob) -> ConfigBlob:
     """A config to write: on hardware the board's defaults (safe); on the simulator a changed copy."""
     if station.spec.sim is None:
         default = esc.get_config(blob.kind, default=True)
@@ -86,7 +87,7 @@ def _changed(station: StationRig, esc: Esc, blob: ConfigBlob) -> ConfigBlob:
 
 @pytest.mark.parametrize("method", METHODS)
 def test_config_write_cut(
-    station: StationRig, config_backup: ConfigBackup, method: str, frame_cut: FrameCut, reconnect_after_s: float
+    station: StationSession, config_backup: ConfigCare, method: str, frame_cut: FrameCut, reconnect_after_s: float
 ) -> None:
     _require(station, method)
     kind = ConfigKind.APPCONF
@@ -106,7 +107,7 @@ def test_config_write_cut(
 
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("direction", ["request", "reply"])
-def test_config_read_cut(station: StationRig, config_backup: ConfigBackup, method: str, direction: str) -> None:
+def test_config_read_cut(station: StationSession, config_backup: ConfigCare, method: str, direction: str) -> None:
     _require(station, method)
     kind = ConfigKind.MCCONF
     esc = _open(station, method)
@@ -124,7 +125,7 @@ def test_config_read_cut(station: StationRig, config_backup: ConfigBackup, metho
         assert again.get_config(kind) == old
 
 
-def _interrupt_upload(station: StationRig, method: str, phase: str, image: Image) -> None:
+def _interrupt_upload(station: StationSession, method: str, phase: str, image: Image) -> None:
     """Run the upload by hand up to `phase` and cut the link there (never jump)."""
     esc = _open(station, method)
     guard(esc, image, allow_wrong_hw=True)
@@ -153,21 +154,21 @@ def _interrupt_upload(station: StationRig, method: str, phase: str, image: Image
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("phase", UPDATE_PHASES)
 def test_update_cut_leaves_old_firmware_and_retry_works(
-    station: StationRig,
-    config_backup: ConfigBackup,
+    station: StationSession,
+    config_backup: ConfigCare,
     baseline_firmware: Image,
     firmware: Image,
-    allow_wrong_hw: bool,
+    strategy: StationStrategy,
     method: str,
     phase: str,
 ) -> None:
     _require(station, method)
-    ensure_running(station, baseline_firmware, allow_wrong_hw=allow_wrong_hw)
+    strategy.transition(Running(baseline_firmware))
     _interrupt_upload(station, method, phase, firmware)
     _come_back(station, method, 0.0)
 
     with station.connect() as esc:
         assert esc.info is not None and esc.info.version == baseline_firmware.version, "old firmware not running"
-    retried = station.update(firmware, allow_wrong_hw=allow_wrong_hw)
+    retried = station.update(firmware)
     assert retried.after.version == firmware.version
-    station.update(baseline_firmware, allow_wrong_hw=allow_wrong_hw)
+    station.update(baseline_firmware)

@@ -6,23 +6,24 @@ from dataclasses import replace
 
 import pytest
 
-from rig.firmware.config import check_writable
+from rig.captures.decode import decode_log
 from rig.errors import ConfigError, Diagnosis, WrongHardware
+from rig.firmware.config import check_writable
 from rig.firmware.image import Image
 from rig.protocol.codecs import ConfigKind
 from rig.protocol.commands import Cmd
-from rig.station.bench import StationRig
-from rig.captures.decode import decode_log
+from rig.station.permissions import Permission
+from rig.station.session import StationSession
 
 
-def _sent_commands(station: StationRig) -> set[str]:
+def _sent_commands(station: StationSession) -> set[str]:
     return {e.command for e in decode_log(station.trace.text()).frames("tx") if e.command}
 
 
 def test_image_for_other_hardware_is_refused_before_erasing(
-    station: StationRig, firmware: Image, allow_wrong_hw: bool
+    station: StationSession, firmware: Image
 ) -> None:
-    if allow_wrong_hw:
+    if station.permit.allows(Permission.WRONG_HARDWARE):
         pytest.skip("--allow-wrong-hw turns this guard off")
     with station.connect() as esc:
         assert esc.info is not None
@@ -36,7 +37,7 @@ def test_image_for_other_hardware_is_refused_before_erasing(
         assert esc.info is not None and (esc.info.hw_name, esc.info.version) == (hw, version)
 
 
-def test_config_of_another_layout_is_refused(station: StationRig) -> None:
+def test_config_of_another_layout_is_refused(station: StationSession) -> None:
     with station.connect() as esc:
         assert esc.info is not None
         version = esc.info.version
@@ -58,7 +59,7 @@ def test_config_of_another_layout_is_refused(station: StationRig) -> None:
 @pytest.mark.destructive
 @pytest.mark.usefixtures("config_backup")
 def test_simulated_board_accepts_wrong_hardware_like_a_real_one(
-    station: StationRig, baseline_firmware: Image, firmware: Image
+    station: StationSession, baseline_firmware: Image, firmware: Image
 ) -> None:
     """The guard is the only protection: the (simulated) firmware takes any image, as the real one does."""
     from rig.sim.image import make_firmware_image
@@ -66,8 +67,9 @@ def test_simulated_board_accepts_wrong_hardware_like_a_real_one(
     assert firmware.version is not None
     other_hw = "410" if "60" in firmware.hw_names else "60"
     wrong = replace(firmware, data=make_firmware_image(other_hw, str(firmware.version)), hw_names=(other_hw,))
-    result = station.update(wrong, allow_wrong_hw=True)
-    assert result.after.hw_name == other_hw
-    station.update(replace(baseline_firmware, hw_names=(other_hw,)), allow_wrong_hw=True)
+    with station.allowing(Permission.WRONG_HARDWARE, by="this scenario (the guard's forced path)"):
+        result = station.update(wrong)
+        assert result.after.hw_name == other_hw
+        station.update(replace(baseline_firmware, hw_names=(other_hw,)))
     with station.connect() as esc:
         assert esc.info is not None and esc.info.hw_name in baseline_firmware.hw_names

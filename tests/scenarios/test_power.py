@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from rig.station.bench import StationRig
+from rig.station.session import StationSession
 
 pytestmark = pytest.mark.relay
 
 
-def test_power_cycle_and_time_to_answer(power: StationRig, record_property) -> None:  # noqa: ANN001
-    before = power.locator.current()
+def test_power_cycle_and_time_to_answer(power: StationSession, record_property) -> None:  # noqa: ANN001
+    before = power.bench.locator.current()
     result = power.power_cycle()
     assert result.port_before == before
     assert result.port_after
@@ -23,7 +23,7 @@ def test_power_cycle_and_time_to_answer(power: StationRig, record_property) -> N
 
 
 @pytest.mark.sim_only
-def test_stuck_board_comes_back_only_after_a_power_cycle(power: StationRig, sim) -> None:  # noqa: ANN001
+def test_stuck_board_comes_back_only_after_a_power_cycle(power: StationSession, sim) -> None:  # noqa: ANN001
     """State stuck in RAM: the board stops answering until its power is cut."""
     sim.fault("stuck_after", commands=1)
     with power.connect():

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from rig.station.rack import load_rack
 from rig.sim.serve import SimRack
 from rig.station.bench import Bounds, StationRig
+from rig.station.rack import load_rack
 
 DEFAULT_SIM_RACK = Path(__file__).resolve().parents[2] / "fixtures" / "racks" / "sim.toml"
 

@@ -10,8 +10,8 @@ from rig.firmware.image import update_payload
 from rig.protocol import codecs as c
 from rig.protocol.commands import Cmd, command_table, fw
 from rig.protocol.framing import FrameDecoder, encode_frame
+from rig.sim.clock import DeviceClock
 from rig.sim.device import SimEsc, SimEscSpec
-from rig.sim.timing import DeviceClock
 
 UID = bytes(range(0x10, 0x1C))
 CHUNK = 384

@@ -13,11 +13,12 @@ import pytest
 from intelhex import IntelHex
 
 from rig.cli import main
-from rig.station.rack import parse_rack
-from rig.sim.flash import BOOTLOADER_BASE, FLASH_BASE, SECTORS, Flash
+from rig.device.memory import BOOTLOADER_BASE, FLASH_BASE, SECTORS
+from rig.sim.flash import Flash
 from rig.sim.image import make_bootloader_image, make_firmware_image
 from rig.sim.serve import SimRack
 from rig.sim.swd_probe import SimSwdProbe, SimSwdServer
+from rig.station.rack import parse_rack
 
 RACK = {
     "name": "swd",

@@ -20,11 +20,11 @@ from serial.tools.list_ports_common import ListPortInfo
 
 from rig.cli import devices, main
 from rig.client.esc import Esc
+from rig.device.memory import BOOTLOADER_BASE, FLASH_BASE, FLASH_SIZE
 from rig.protocol.codecs import ConfigBlob, ConfigKind
-from rig.station.rack import load_rack
-from rig.sim.flash import BOOTLOADER_BASE, FLASH_BASE, FLASH_SIZE
-from rig.sim.image import BOOTLOADER_SIZE, make_bootloader_image, make_firmware_image
+from rig.sim.image import BOOTLOADER_IMAGE_SIZE, make_bootloader_image, make_firmware_image
 from rig.sim.serve import SimRack
+from rig.station.rack import load_rack
 
 SIM_RACK = Path(__file__).resolve().parents[2] / "fixtures" / "racks" / "sim.toml"
 STATION = "esc-602"  # hw 60, firmware 6.02
@@ -193,7 +193,7 @@ def test_bootloader_written_over_usb(fresh: SimRack, tmp_path: Path, capsys: pyt
     doc = rig_json(capsys, "bootloader", port(fresh), str(image))
     assert doc["image"]["kind"] == "bootloader" and doc["stats"]["bytes_sent"] > 0
     assert set(doc["times"]) == {"erase_s", "write_s", "total_s"}
-    assert fresh.device(STATION).flash.read(BOOTLOADER_BASE, BOOTLOADER_SIZE) == image.read_bytes()
+    assert fresh.device(STATION).flash.read(BOOTLOADER_BASE, BOOTLOADER_IMAGE_SIZE) == image.read_bytes()
     assert rig_json(capsys, "info", port(fresh))["fw_version"]["version"] == "6.02"  # firmware kept running
 
 

@@ -17,18 +17,18 @@ import pytest
 
 from rig.cli import main
 from rig.cli.factory import plans
+from rig.device.memory import FLASH_BASE, FLASH_SIZE
 from rig.errors import Diagnosis, ImageError
 from rig.factory.flow import FactoryPlan, Limits, Range, bring_up
-from rig.firmware.image import Image, load_bootloader, load_firmware
-from rig.transport.presence import wait_for
-from rig.protocol.commands import FirmwareVersion
-from rig.station.rack import load_rack, parse_rack
 from rig.factory.records import INCOMPLETE, Record, RecordStore
+from rig.firmware.image import Image, load_bootloader, load_firmware
+from rig.protocol.commands import FirmwareVersion
 from rig.sim.device import Mode
-from rig.sim.flash import FLASH_BASE, FLASH_SIZE
 from rig.sim.image import make_bootloader_image, make_firmware_image
 from rig.sim.serve import SimRack
 from rig.station.bench import Bounds, StationRig
+from rig.station.rack import load_rack, parse_rack
+from rig.transport.presence import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 SWD = {"target": "stm32f405rg"}

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from rig.sim.flash import (
+from rig.device.memory import (
     APP_SECTORS,
     BOOTLOADER_BASE,
     BOOTLOADER_SECTOR,
@@ -16,10 +16,9 @@ from rig.sim.flash import (
     NEW_APP_BASE,
     NEW_APP_SECTORS,
     SECTORS,
-    Flash,
-    FlashError,
 )
-from rig.sim.timing import DeviceClock, FlashTiming
+from rig.sim.clock import DeviceClock
+from rig.sim.flash import Flash, FlashError
 
 
 def test_sector_map_matches_the_facts_sheet() -> None:

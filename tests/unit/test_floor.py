@@ -1,6 +1,6 @@
 """rig.report.floor against numbers computed by hand from the facts (sections 5, 6; research notes section 8).
 
-Timing data (rig.sim.timing.FlashTiming, DS8626 typical, unverified): sector erase 16 KB 0.25 s,
+Timing data (rig.sim.clock.FlashTiming, DS8626 typical, unverified): sector erase 16 KB 0.25 s,
 64 KB 0.55 s, 128 KB 1 s; tprog 16 us per byte. The simulator charges 1 ms per USB frame, the
 bootloader blinks green 3 x 0.4 s after a copy, and 5.x/6.x boot in 5 s, 3.40 in 1.6 s.
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from rig.device.timing import FlashTiming
 from rig.report.floor import Floor, app_sectors, bootloader_floor, buffer_sectors, update_floor, write_floor
-from rig.sim.timing import FlashTiming
 
 FRAME = 0.001
 TPROG = 16e-6

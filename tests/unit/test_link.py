@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from rig.errors import ConfigError, LinkError, LinkLost, RigTimeout
+from rig.captures.decode import decode_log
 from rig.client.esc import Esc, Timeouts
-from rig.transport.link import Link
+from rig.errors import ConfigError, LinkError, LinkLost, RigTimeout
 from rig.protocol import codecs as c
 from rig.protocol.commands import command_table, fw
 from rig.protocol.framing import FrameDecoder, encode_frame
-from rig.captures.decode import decode_log
+from rig.transport.link import Link
 
 FW_VERSION = bytes.fromhex("02 01 00 00 00 03")
 BOUND_S = 2.0  # every wait in these tests ends within this

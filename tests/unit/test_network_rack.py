@@ -29,14 +29,14 @@ from pathlib import Path
 import pytest
 
 from rig.firmware.image import load_firmware
-from rig.station.leases import LeaseBusy, LeaseError, LeaseStore
-from rig.transport.presence import OtherBoard, PortLocator, same_board
 from rig.protocol.codecs import FwVersionReply
 from rig.protocol.commands import FirmwareVersion
-from rig.station.rack import Rack, load_rack
 from rig.sim.image import make_firmware_image
 from rig.sim.serve import SimRack
 from rig.station.bench import Bounds, StationRig
+from rig.station.leases import LeaseBusy, LeaseError, LeaseStore
+from rig.station.rack import Rack, load_rack
+from rig.transport.presence import OtherBoard, PortLocator, same_board
 
 pytest_plugins = ["pytester"]
 

@@ -14,9 +14,9 @@ import pytest
 
 from rig.errors import Diagnosis, PowerError
 from rig.hardware.power import PowerChannel, SupplyOutput, open_relay_board, open_supply, power_cycle
-from rig.transport.presence import PortLocator
 from rig.sim.relay_boards import SimLcusBoard, SimModbusRelay, SimNumatoBoard
 from rig.sim.supply import SimRd6006
+from rig.transport.presence import PortLocator
 
 SERIAL = "3A0041000C51363436383538"
 FAST = {"settle_s": 0.05, "gone_timeout_s": 1.0, "back_timeout_s": 1.0, "answer_timeout_s": 1.0, "poll_s": 0.01}

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from rig.errors import Diagnosis
-from rig.protocol.codecs import ConfigBlob, ConfigKind
-from rig.plugin.allure import categories, config_diff, diagnosis_tag
-from rig.factory.records import FAIL, PASS, RecordStore
 from rig.captures.decode import decode_log
+from rig.errors import Diagnosis
+from rig.factory.records import FAIL, PASS, RecordStore
+from rig.plugin.allure import categories, config_diff, diagnosis_tag
+from rig.protocol.codecs import ConfigBlob, ConfigKind
 
 pytest_plugins = ["pytester"]
 

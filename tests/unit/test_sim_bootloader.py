@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 from simhost import CHUNK, Host, make, update
 
+from rig.device.memory import BOOTLOADER_BASE, BOOTLOADER_SECTOR, FLASH_BASE, NEW_APP_BASE
 from rig.firmware.image import update_header, update_payload
 from rig.protocol import codecs as c
 from rig.protocol.commands import Cmd
 from rig.protocol.framing import encode_frame
 from rig.sim.bootloader import BootloaderRun, BootPhase, Rejection
-from rig.sim.flash import BOOTLOADER_BASE, BOOTLOADER_SECTOR, FLASH_BASE, NEW_APP_BASE, Flash
+from rig.sim.flash import Flash
 from rig.sim.image import (
     ImageKind,
     make_bootloader_image,

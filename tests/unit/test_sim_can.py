@@ -7,10 +7,10 @@ from simhost import UID, Host, update
 
 from rig.protocol import codecs as c
 from rig.sim.can import CanBus, dual_board
+from rig.sim.clock import DeviceClock
 from rig.sim.device import SimEsc, SimEscSpec
+from rig.sim.errors import SimError
 from rig.sim.image import make_firmware_image
-from rig.sim.profiles import SimError
-from rig.sim.timing import DeviceClock
 
 
 def _board(fw1: str = "6.02", fw2: str = "6.02", faults2: tuple[str, ...] = ()) -> tuple[CanBus, SimEsc, SimEsc]:

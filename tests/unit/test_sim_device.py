@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 from simhost import UID, Host, make, update
 
+from rig.device.firmware import profile_for
+from rig.device.memory import FLASH_BASE
 from rig.protocol import codecs as c
 from rig.protocol.framing import encode_frame
-from rig.sim.flash import FLASH_BASE
+from rig.sim.errors import SimError
 from rig.sim.image import make_firmware_image
-from rig.sim.profiles import SimError, profile_for
 
 # --- identity and telemetry ------------------------------------------------------------------------
 

@@ -23,16 +23,16 @@ import heatshrink2
 import pytest
 import serial
 
-from rig.errors import Diagnosis, LinkLost, RigTimeout, UpdateError
 from rig.client.esc import Esc, Timeouts
+from rig.errors import Diagnosis, LinkLost, RigTimeout, UpdateError
 from rig.firmware.image import Image, load_bootloader, load_firmware
-from rig.transport.link import Trace
 from rig.hardware.power import PowerChannel, SupplyOutput, power_cycle
 from rig.protocol import codecs as c
 from rig.protocol.commands import Cmd, fw
 from rig.sim.image import make_bootloader_image, make_firmware_image
 from rig.sim.serve import SimControl, SimRack
 from rig.station.bench import StationRig
+from rig.transport.link import Trace
 
 MakeRig = Callable[..., StationRig]
 

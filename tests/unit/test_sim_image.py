@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 
 from rig.cli import main
-from rig.firmware.image import heatshrink_decompress, update_header, update_payload
+from rig.device.firmware import PROFILES
+from rig.device.update_format import heatshrink_decompress
+from rig.firmware.image import update_header, update_payload
+from rig.sim.errors import SimError
 from rig.sim.image import (
     DESCRIPTOR_OFFSET,
     EEPROM_WINDOW,
@@ -17,7 +20,6 @@ from rig.sim.image import (
     make_firmware_image,
     read_descriptor,
 )
-from rig.sim.profiles import PROFILES, SimError
 
 
 @pytest.mark.parametrize("version", sorted(PROFILES))

@@ -17,15 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from rig.errors import LinkLost, PowerError
 from rig.client.esc import Esc
+from rig.device.memory import BOOTLOADER_BASE, FLASH_BASE
+from rig.errors import LinkLost, PowerError
 from rig.hardware.power.base import open_relay_board
-from rig.station.rack import load_rack, parse_rack
-from rig.sim.flash import BOOTLOADER_BASE, FLASH_BASE
+from rig.hardware.swd import ConnectMode, SwdConfig, SwdConnectFailed, SwdProbeBusy, SwdSession, SwdVerifyMismatch
 from rig.sim.image import make_bootloader_image
 from rig.sim.serve import SimControl, SimRack, SimServeError, usb_port_name
 from rig.station.bench import Bounds, StationRig
-from rig.hardware.swd import ConnectMode, SwdConfig, SwdConnectFailed, SwdProbeBusy, SwdSession, SwdVerifyMismatch
+from rig.station.rack import load_rack, parse_rack
 
 RACKS = Path(__file__).resolve().parents[2] / "fixtures" / "racks"
 RIG = [sys.executable, "-c", "import sys; from rig.cli import main; sys.exit(main())"]  # the `rig` entry point

@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 from intelhex import IntelHex
 
+from rig.device.memory import BOOTLOADER_BASE, FLASH_BASE, SECTORS
 from rig.errors import Diagnosis
-from rig.sim.flash import BOOTLOADER_BASE, FLASH_BASE, SECTORS, Flash
-from rig.sim.swd_probe import SimSwdProbe, SimSwdServer
 from rig.hardware.swd import (
     ConnectMode,
     Image,
@@ -31,6 +30,8 @@ from rig.hardware.swd import (
     SwdVerifyMismatch,
 )
 from rig.hardware.swd_target import TARGET_NAME
+from rig.sim.flash import Flash
+from rig.sim.swd_probe import SimSwdProbe, SimSwdServer
 
 PYOCD = Path(sys.executable).with_name("pyocd")
 FIRMWARE = random.Random(405).randbytes(20 * 1024)

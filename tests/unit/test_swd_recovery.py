@@ -13,15 +13,16 @@ from pathlib import Path
 import pytest
 
 from rig.cli import main
+from rig.device.memory import BOOTLOADER_BASE, FLASH_BASE
 from rig.errors import Diagnosis, PowerError, UpdateError
 from rig.firmware.image import Image, load_bootloader, load_firmware, write_merged_hex
 from rig.protocol.commands import FirmwareVersion
-from rig.station.rack import parse_rack
-from rig.sim.flash import BOOTLOADER_BASE, FLASH_BASE, Flash
+from rig.sim.flash import Flash
 from rig.sim.image import make_bootloader_image, make_firmware_image
 from rig.sim.serve import SimRack
 from rig.sim.swd_probe import SimSwdProbe, SimSwdServer
 from rig.station.bench import Bounds, StationRig
+from rig.station.rack import parse_rack
 
 REPO = Path(__file__).resolve().parents[2]
 PYOCD = Path(sys.executable).with_name("pyocd")

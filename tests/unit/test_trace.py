@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from rig.captures.decode import BadLine, Chunk, TraceError, decode_log, parse_line
 from rig.cli import main
-from rig.transport.link import Trace, TraceEntry
 from rig.protocol import codecs as c
 from rig.protocol.commands import command_table, fw
 from rig.protocol.framing import encode_frame
-from rig.captures.decode import BadLine, Chunk, TraceError, decode_log, parse_line
+from rig.transport.link import Trace, TraceEntry
 
 V340 = command_table(fw("3.40"))
 POLL = "02 01 1f e3 de 03"  # GET_DECODED_PPM

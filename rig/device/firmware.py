@@ -1,16 +1,15 @@
-"""Firmware profiles as data: what each simulated firmware version does, one table row per version.
+"""Firmware behaviour as data: what each firmware version does, one table row per profiled version.
 
-Every behaviour that differs between firmware versions is a field here, and the device model reads
-the field instead of comparing versions. Sources (vesc-protocol-facts.md, notes/facts-research.md,
-vedderb/bldc tags): decoder and receive timeout (packet.c), command ids (datatypes.h), FW_VERSION
+Every behaviour that differs between firmware versions is a field here: the simulator reads the field
+instead of comparing versions, and the host reads the same table (config signatures, boot times).
+Sources (vesc-protocol-facts.md, vedderb/bldc tags): decoder and receive timeout (packet.c), command ids (datatypes.h), FW_VERSION
 fields (commands.c), config signatures and sizes (confgenerator.h/.c; 3.40: commands.c), image end
 (linker scripts), JUMP without a bootloader (flash_helper.c, timeout.c).
 """
 
 from __future__ import annotations
 
-import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from rig.errors import Diagnosis, RigError
@@ -20,10 +19,10 @@ from rig.protocol.framing import MAX_PAYLOAD_3_40, MAX_PAYLOAD_3_48
 from rig.protocol.values import ValueField, value_fields_for
 
 
-class SimError(RigError):
-    """A simulator set-up mistake (unknown profile, bad fault name, impossible image)."""
+class UnknownFirmware(RigError):
+    """A firmware version the table has no behaviour for."""
 
-    diagnosis = Diagnosis.SIM
+    diagnosis = Diagnosis.UNSUPPORTED
 
 
 class DecoderKind(StrEnum):
@@ -63,10 +62,6 @@ class ConfigLayout:
     signature: int | None
     size: int  # bytes after the signature
 
-    def default(self, profile_name: str) -> bytes:
-        """Deterministic default contents (opaque bytes; the real layout is not modelled)."""
-        return random.Random(f"{profile_name}/{self.kind.value}/default").randbytes(self.size)
-
 
 @dataclass(frozen=True)
 class FirmwareProfile:
@@ -83,7 +78,6 @@ class FirmwareProfile:
     write_reply_offset: bool  # WRITE_NEW_APP_DATA reply carries the u32 offset (>= 5.00)
     selective_bit14_bug: bool  # GET_VALUES_SELECTIVE sends tacho_abs for any non-zero mask (3.48-3.56)
     app_size: int  # size of the firmware .bin (image end)
-    code_size: int  # bytes of code the image generator writes (outside sectors 1-2; the rest is 0xFF)
     jump_watchdog_s: float | None  # JUMP with no bootloader: IWDG reset after this; None = hangs
     boot_s: float  # reset to USB enumeration (inference from main.c, research section 10)
     terminal_echo: bool  # TERMINAL_CMD first prints "-> <cmd> \n" (>= 6.00)
@@ -120,7 +114,20 @@ class FirmwareProfile:
         return self.mcconf if kind == ConfigKind.MCCONF else self.appconf
 
 
-def _layouts(mc_sig: int | None, mc_size: int, app_sig: int | None, app_size: int) -> dict[str, ConfigLayout]:
+# (mcconf, appconf) signatures of released firmware (confgenerator.h of each tag): facts sheet section 7
+# for 5.03, research notes (B@release_6_02 = tag 6.00) for 6.00/6.02, and the tags 3.55 and 5.02.
+CONFIG_SIGNATURES: dict[FirmwareVersion, tuple[int, int]] = {
+    fw("3.55"): (503309878, 725102789),
+    fw("5.02"): (2211848314, 3264926020),
+    fw("5.03"): (2525666056, 3733512279),
+    fw("6.00"): (776184161, 486554156),
+    fw("6.02"): (776184161, 486554156),
+}
+
+
+def _layouts(version: str, mc_size: int, app_size: int) -> dict[str, ConfigLayout]:
+    """The config layouts of a profiled version: signatures from CONFIG_SIGNATURES (none before 3.50)."""
+    mc_sig, app_sig = CONFIG_SIGNATURES.get(fw(version), (None, None))
     return {
         "mcconf": ConfigLayout(ConfigKind.MCCONF, mc_sig, mc_size),
         "appconf": ConfigLayout(ConfigKind.APPCONF, app_sig, app_size),
@@ -139,11 +146,10 @@ PROFILES: dict[str, FirmwareProfile] = {
             rx_timeout_s=1.0,
             max_payload=MAX_PAYLOAD_3_40,
             legacy_tx_framing=True,
-            **_layouts(None, 340, None, 162),  # B@3.40 commands.c, counted (research section 6)
+            **_layouts("3.40", 340, 162),  # B@3.40 commands.c, counted (research section 6)
             write_reply_offset=False,
             selective_bit14_bug=False,
             app_size=200 * 1024,  # "~200 KB" (facts 6); exact size unverified
-            code_size=150 * 1024,
             jump_watchdog_s=None,  # 3.40 jump only disables the WWDG: hangs until power cycle
             boot_s=1.6,
             terminal_echo=False,
@@ -157,11 +163,10 @@ PROFILES: dict[str, FirmwareProfile] = {
             rx_timeout_s=1.0,
             max_payload=MAX_PAYLOAD_3_48,
             legacy_tx_framing=False,
-            **_layouts(503309878, 399, 725102789, 166),  # B@3.55 confgenerator.h/.c, counted
+            **_layouts("3.55", 399, 166),  # B@3.55 confgenerator.h/.c, counted
             write_reply_offset=False,
             selective_bit14_bug=True,
             app_size=280 * 1024,  # unverified: 3.5x images are not gap-filled to a fixed end
-            code_size=220 * 1024,
             jump_watchdog_s=IWDG_SLOWEST_S,
             boot_s=1.6,
             terminal_echo=False,
@@ -175,11 +180,10 @@ PROFILES: dict[str, FirmwareProfile] = {
             rx_timeout_s=1.0,
             max_payload=MAX_PAYLOAD_3_48,
             legacy_tx_framing=False,
-            **_layouts(2211848314, 453, 3264926020, 414),  # B@5.02 confgenerator.h/.c, counted
+            **_layouts("5.02", 453, 414),  # B@5.02 confgenerator.h/.c, counted
             write_reply_offset=True,
             selective_bit14_bug=False,
             app_size=393208,
-            code_size=330 * 1024,
             jump_watchdog_s=IWDG_SLOWEST_S,
             boot_s=5.0,
             terminal_echo=False,
@@ -193,11 +197,10 @@ PROFILES: dict[str, FirmwareProfile] = {
             rx_timeout_s=None,
             max_payload=MAX_PAYLOAD_3_48,
             legacy_tx_framing=False,
-            **_layouts(776184161, 477, 486554156, 489),  # B@release_6_02 confgenerator.h (= tag 6.00)
+            **_layouts("6.02", 477, 489),  # B@release_6_02 confgenerator.h (= tag 6.00)
             write_reply_offset=True,
             selective_bit14_bug=False,
             app_size=524280,
-            code_size=420 * 1024,
             jump_watchdog_s=IWDG_SLOWEST_S,
             boot_s=5.0,
             terminal_echo=True,
@@ -209,7 +212,7 @@ PROFILES: dict[str, FirmwareProfile] = {
 
 
 def profile_for(version: str | FirmwareVersion) -> FirmwareProfile:
-    """The profile a firmware version ("6.02") behaves as; SimError names the known ones.
+    """The profile a firmware version ("6.02") behaves as; UnknownFirmware names the known ones.
 
     A version without a profile of its own (a release candidate "6.03", say) behaves as the closest
     profiled version below it in the same major series; it still reports its own version number.
@@ -217,8 +220,15 @@ def profile_for(version: str | FirmwareVersion) -> FirmwareProfile:
     wanted = version if isinstance(version, FirmwareVersion) else FirmwareVersion.parse(version)
     below = [p for p in PROFILES.values() if p.version.major == wanted.major and p.version <= wanted]
     if not below:
-        raise SimError(
+        raise UnknownFirmware(
             f"no simulated firmware profile {wanted} or below it in series {wanted.major}; "
             f"profiles: {', '.join(PROFILES)}"
         )
-    return max(below, key=lambda p: p.version)
+    profile = max(below, key=lambda p: p.version)
+    signatures = CONFIG_SIGNATURES.get(wanted)
+    if signatures is not None and wanted != profile.version:  # a release whose own signatures are known
+        mc, app = signatures
+        profile = replace(
+            profile, mcconf=replace(profile.mcconf, signature=mc), appconf=replace(profile.appconf, signature=app)
+        )
+    return profile
