@@ -25,7 +25,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from rig.cli.session import permit, session_json, tell
+from rig.cli.session import add_state_options, permit, session_json, tell
 from rig.device.memory import BOOTLOADER_BASE, FLASH_BASE
 from rig.errors import RigError
 from rig.firmware.image import Image, flash_segments, load_for_swd
@@ -92,6 +92,12 @@ def _target_options(parser: argparse.ArgumentParser, func: Callable[[argparse.Na
     where.add_argument("--target", help=f"pyocd target type (default from the rack, else {TARGET_NAME})")
     where.add_argument("--frequency", type=_hertz, help="SWD clock, e.g. 4000000, 4M, 500k")
     where.add_argument("--under-reset", action="store_true", help="connect with the MCU held in reset")
+    parser.add_argument("--hw", help="the board's hardware name, checked against the image's (when it cannot answer)")
+    parser.add_argument(
+        "--allow-destructive", action="store_true", help="allow a mass erase and writing the bootloader sector"
+    )
+    parser.add_argument("--allow-wrong-hw", action="store_true", help="program an image for other hardware")
+    add_state_options(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object (no progress bar)")
     parser.set_defaults(func=func, parser=parser)
 

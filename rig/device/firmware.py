@@ -2,9 +2,9 @@
 
 Every behaviour that differs between firmware versions is a field here: the simulator reads the field
 instead of comparing versions, and the host reads the same table (config signatures, boot times).
-Sources (vesc-protocol-facts.md, vedderb/bldc tags): decoder and receive timeout (packet.c), command ids (datatypes.h), FW_VERSION
-fields (commands.c), config signatures and sizes (confgenerator.h/.c; 3.40: commands.c), image end
-(linker scripts), JUMP without a bootloader (flash_helper.c, timeout.c).
+Sources (vesc-protocol-facts.md, vedderb/bldc tags): decoder and receive timeout (packet.c), command ids
+(datatypes.h), FW_VERSION fields (commands.c), config signatures and sizes (confgenerator.h/.c;
+3.40: commands.c), image end (linker scripts), JUMP without a bootloader (flash_helper.c, timeout.c).
 """
 
 from __future__ import annotations

@@ -284,6 +284,11 @@ def config_backup(station: StationSession, request: pytest.FixtureRequest) -> It
     after it, pass or fail (F10); a file is deleted only once verified. The test gets the care record
     (its ``local`` backup is the USB node's)."""
     with station.preserving_configs(f"test {request.node.name}") as care:
+        if not care.nodes:
+            raise ConfigError(
+                f"{station.name}: the board does not answer, so its configs cannot be backed up before the test",
+                diagnosis=Diagnosis.TIMEOUT,
+            )
         yield care
     if not care.ok:
         raise ConfigError(

@@ -32,14 +32,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from rig.errors import Diagnosis, RigError, RigTimeout
+from rig.errors import Diagnosis, RackFileError, RigError, RigTimeout
 from rig.firmware.image import FIRMWARE_FILE, GENERIC_BOOTLOADER
 from rig.protocol.commands import FirmwareVersion
 from rig.sim.can import CanBus
 from rig.sim.clock import DeviceClock
 from rig.sim.device import SimEsc, SimEscSpec
+from rig.sim.errors import SimError
 from rig.sim.image import make_bootloader_image, make_firmware_image
-from rig.station.rack import Rack, RelayBoardSpec, Station, StationImages, SupplySpec
+from rig.station.rack import Rack, RelayBoardSpec, SimNode, Station, StationImages, SupplySpec
 
 log = logging.getLogger(__name__)
 
@@ -601,17 +602,12 @@ class SimRack:
         nodes: dict[int, SimEsc] = {}
         for node in station.sim.nodes:
             name = station.name if node is station.sim.node else f"{station.name}/can{node.can_id}"
-            spec = SimEscSpec(
-                name=name,
-                hw=node.hw,
-                fw=node.fw,
-                uid=node.uid,
-                usb_serial=station.usb_serial if node is station.sim.node else node.uid.hex().upper(),
-                can_id=node.can_id,
-                bootloader=node.bootloader,
-                faults=node.faults,
-            )
-            nodes[node.can_id] = SimEsc(spec, DeviceClock(self.speed), bus=bus)
+            try:
+                nodes[node.can_id] = SimEsc(self._node_spec(station, node, name), DeviceClock(self.speed), bus=bus)
+            except SimError as exc:
+                raise RackFileError(
+                    f"{self.rack.path or self.rack.name}: station {station.name!r}: key 'faults': {exc}"
+                ) from exc
         usb_node = nodes[station.sim.node.can_id]
         loop = DeviceLoop(station.name, list(nodes.values()))
         served = _Served(station, loop, nodes, UsbPort(usb_node, loop, self.port_dir, station.usb_serial))
@@ -624,6 +620,20 @@ class SimRack:
             changes["swd"] = replace(station.swd, probe=self._serve_probe(station.name, usb_node))
         changes["images"] = self._write_images(station)
         return replace(station, **changes)
+
+    @staticmethod
+    def _node_spec(station: Station, node: SimNode, name: str) -> SimEscSpec:
+        assert station.sim is not None and station.usb_serial is not None
+        return SimEscSpec(
+            name=name,
+            hw=node.hw,
+            fw=node.fw,
+            uid=node.uid,
+            usb_serial=station.usb_serial if node is station.sim.node else node.uid.hex().upper(),
+            can_id=node.can_id,
+            bootloader=node.bootloader,
+            faults=node.faults,
+        )
 
     def _write_images(self, station: Station) -> StationImages:
         """The station's images as desktop-tool folders in the run directory: its own firmware (the baseline),

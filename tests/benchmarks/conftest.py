@@ -103,7 +103,7 @@ def bench(request: pytest.FixtureRequest) -> Iterator[BenchRack]:
     speed = bench_speed(request.config)
     try:
         with SimRack(spec, run_dir, speed=speed) as sim:
-            images = run_dir / "images"
+            images = run_dir / "bench-images"
             images.mkdir()
             yield BenchRack(sim, speed, images)
     finally:

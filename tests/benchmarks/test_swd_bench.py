@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from rig.device.timing import FlashTiming
 from rig.hardware.swd import FlashResult, SwdConfig, SwdSession
 from rig.sim.clock import DeviceClock
 from rig.sim.flash import Flash
@@ -62,7 +63,7 @@ def test_swd_erase_and_program_throughput(benchmark: pytest.FixtureRequest, benc
 
     def program() -> None:
         start = bench.flash.clock.modelled_s
-        results.append(bench.swd.program(bench.image, IMAGE_BASE, verify=False))
+        results.append(bench.swd.program([(IMAGE_BASE, IMAGE)], verify=False))
         modelled.append(bench.flash.clock.modelled_s - start)
 
     benchmark.pedantic(program, rounds=ROUNDS, iterations=1)  # type: ignore[attr-defined]

@@ -20,9 +20,7 @@ def _sent_commands(station: StationSession) -> set[str]:
     return {e.command for e in decode_log(station.trace.text()).frames("tx") if e.command}
 
 
-def test_image_for_other_hardware_is_refused_before_erasing(
-    station: StationSession, firmware: Image
-) -> None:
+def test_image_for_other_hardware_is_refused_before_erasing(station: StationSession, firmware: Image) -> None:
     if station.permit.allows(Permission.WRONG_HARDWARE):
         pytest.skip("--allow-wrong-hw turns this guard off")
     with station.connect() as esc:

@@ -82,7 +82,9 @@ def test_flash_bootloader_bin_at_its_sector(
 ) -> None:
     flash.erase_sector(11)
     image = write_bin(tmp_path / "bootloader.bin", BOOTLOADER)
-    report = rig_json(capsys, "swd", "flash", str(image), "--address", "0x080E0000", *on_rack(sim))
+    report = rig_json(
+        capsys, "swd", "flash", str(image), "--address", "0x080E0000", "--allow-destructive", *on_rack(sim)
+    )
     assert flash.read(BOOTLOADER_BASE, len(BOOTLOADER)) == BOOTLOADER
     assert report["segments"] == [{"address": BOOTLOADER_BASE, "bytes": len(BOOTLOADER)}]
     assert report["probe"] == sim.resolved.station("esc").swd.probe  # type: ignore[union-attr]
@@ -112,7 +114,8 @@ def test_verify_then_mismatch_after_sector_erase(
     report = rig_json(capsys, "swd", "verify", str(image), "--address", "bootloader", *on_rack(sim))
     assert report["verified"] is True and report["image_bytes"] == len(BOOTLOADER)
 
-    erased = rig_json(capsys, "swd", "erase", "--sector-range", "0x080E0000", "0x20000", *on_rack(sim))
+    bootloader_sector = ["--sector-range", "0x080E0000", "0x20000", *on_rack(sim)]
+    erased = rig_json(capsys, "swd", "erase", *bootloader_sector, "--allow-destructive")
     assert erased["mode"] == "sectors" and erased["start"] == BOOTLOADER_BASE
     assert flash.is_erased(SECTORS[11].start, SECTORS[11].size)
     assert not flash.is_erased(FLASH_BASE, 0x100)  # only sector 11
@@ -123,7 +126,7 @@ def test_verify_then_mismatch_after_sector_erase(
 
 def test_mass_erase(sim: SimRack, flash: Flash, capsys: pytest.CaptureFixture[str]) -> None:
     assert not flash.is_erased(FLASH_BASE, 0x10_0000)
-    report = rig_json(capsys, "swd", "erase", "--mass", *on_rack(sim))
+    report = rig_json(capsys, "swd", "erase", "--mass", "--allow-destructive", *on_rack(sim))
     assert report["mode"] == "mass" and float(report["erase_s"]) >= 0  # type: ignore[arg-type]
     assert flash.is_erased(FLASH_BASE, 0x10_0000)
 
@@ -184,13 +187,29 @@ def test_station_without_a_probe(sim: SimRack, capsys: pytest.CaptureFixture[str
 
 def test_image_errors(sim: SimRack, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     err = fails(capsys, "swd", "flash", str(tmp_path / "missing.hex"), *on_rack(sim))
-    assert "missing.hex: no such image file" in err
+    assert "missing.hex: no such hex file" in err
     image = write_bin(tmp_path / "fw.bin", FIRMWARE)
     err = fails(capsys, "swd", "flash", str(image), *on_rack(sim))
-    assert "needs a base address (firmware 0x08000000, bootloader 0x080e0000)" in err
+    assert "a .bin goes to the firmware (0x08000000) or the bootloader (0x080e0000), not to no address" in err
     broken = tmp_path / "broken.hex"
-    broken.write_text(":10000000ZZ\n")
-    assert "cannot read the image" in fails(capsys, "swd", "verify", str(broken), *on_rack(sim))
+    broken.write_text(":10000000ZZ\n:00000001FF\n")
+    assert "corrupt hex file" in fails(capsys, "swd", "verify", str(broken), *on_rack(sim))
+
+
+def test_destructive_steps_are_refused_without_permission_and_change_nothing(
+    sim: SimRack, flash: Flash, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = flash.read(FLASH_BASE, 0x10_0000)
+    image = write_bin(tmp_path / "bootloader.bin", BOOTLOADER)
+    for argv, what in (
+        (["erase", "--mass"], "mass erase"),
+        (["erase", "--sector-range", "0x080C0000", "0x40000"], "covers the bootloader sector"),
+        (["flash", str(image), "--address", "bootloader"], "program the bootloader"),
+    ):
+        err = fails(capsys, "swd", *argv, *on_rack(sim))
+        assert what in err and "pass --allow-destructive if you mean it" in err, err
+        assert err.endswith("[refused: needs explicit permission]")
+    assert flash.read(FLASH_BASE, 0x10_0000) == before
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from rig.cli import main
-from rig.cli.factory import plans
+from rig.cli.factory import factory_permit, plans
 from rig.device.memory import FLASH_BASE, FLASH_SIZE
 from rig.errors import Diagnosis, ImageError
 from rig.factory.flow import FactoryPlan, Limits, Range, bring_up
@@ -26,8 +26,10 @@ from rig.protocol.commands import FirmwareVersion
 from rig.sim.device import Mode
 from rig.sim.image import make_bootloader_image, make_firmware_image
 from rig.sim.serve import SimRack
-from rig.station.bench import Bounds, StationRig
+from rig.station.bench import Bounds
 from rig.station.rack import load_rack, parse_rack
+from rig.station.session import StationSession
+from rig.station.state import StateDir
 from rig.transport.presence import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -75,8 +77,15 @@ def plan(images: dict[str, Path], **options: Any) -> FactoryPlan:
     return FactoryPlan(firmware, load_bootloader(images["bootloader"]), swd_firmware=swd, **options)
 
 
-def station(sim: SimRack, name: str) -> StationRig:
-    return StationRig(sim.resolved, sim.resolved.station(name), bounds=QUICK)
+def station(sim: SimRack, name: str) -> StationSession:
+    """The station's session as `rig factory` opens it (its permit: mass erase and the bootloader sector)."""
+    return StationSession(
+        sim.resolved,
+        name,
+        state=StateDir.at(sim.run_dir / "state"),
+        permit=factory_permit(argparse.Namespace(allow_wrong_hw=False)),
+        bounds=QUICK,
+    ).open()
 
 
 def blank(sim: SimRack, *names: str) -> None:
@@ -86,7 +95,7 @@ def blank(sim: SimRack, *names: str) -> None:
         try:
             with board.swd() as session:
                 session.mass_erase()
-            channel = board.power_channel()
+            channel = board.bench.power_channel()
             channel.switch(False)
             until(lambda d=device: not d.powered, f"{name} off")
             channel.switch(True)
@@ -139,7 +148,7 @@ def test_factory_run_over_blank_boards_one_with_a_fault(
     sim.fault("d", "bootloader_rejects")  # F2: the bootloader SWD wrote rejects every image
     left_off = station(sim, "b")  # as a failed run leaves a board: the factory must switch it on for SWD
     try:
-        left_off.power_channel().switch(False)
+        left_off.power(False)
         until(lambda: not sim.device("b").powered, "b off")
     finally:
         left_off.close()
@@ -315,13 +324,14 @@ def test_a_run_killed_mid_way_keeps_every_check_written_before(sim: SimRack, ima
 # --- plans and mistakes ------------------------------------------------------------------------------
 
 
-def test_images_generated_per_station_of_a_simulated_rack(tmp_path: Path) -> None:
-    rack = load_rack(REPO / "fixtures" / "racks" / "sim.toml")
+def test_images_of_each_station_of_a_served_simulated_rack(tmp_path: Path) -> None:
     args = argparse.Namespace(
         firmware=None, bootloader=None, swd_firmware=None, hw=None, version=None, merged=False,
         allow_wrong_hw=False, no_defaults=False, v_in=None, temp_fet=":70", temp_motor="none",
     )  # fmt: skip
-    made = plans(args, rack, rack.stations, tmp_path)
+    with SimRack(load_rack(REPO / "fixtures" / "racks" / "sim.toml"), tmp_path / "run") as served:
+        rack = served.resolved
+        made = plans(args, rack.stations)
     assert list(made) == [s.name for s in rack.stations]
     versions = {n: (str(p.swd_image.version), str(p.firmware.version), p.firmware.hw_names) for n, p in made.items()}
     assert versions["esc-602"] == ("6.02", "6.03", ("60",))
@@ -339,7 +349,7 @@ def test_factory_mistakes_are_clean_errors(
     assert code == 1 and "not served" in err and "--serve" in err
     hardware = str(REPO / "fixtures" / "racks" / "example.toml")
     code, _, err = rig(capsys, "factory", "--rack", hardware)
-    assert code == 1 and "needs --firmware and --bootloader" in err
+    assert code == 1 and "has no firmware and bootloader images: give --firmware and --bootloader" in err
     code, _, err = rig(capsys, "factory", "--rack", hardware, "--firmware", str(tmp_path / "nope.bin"))
     assert code == 1 and "nope.bin: no such firmware file" in err
     code, _, err = rig(capsys, "factory", "--rack", hardware, "--firmware", str(images["target"]), "--bootloader",

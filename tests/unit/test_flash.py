@@ -17,6 +17,7 @@ from rig.device.memory import (
     NEW_APP_SECTORS,
     SECTORS,
 )
+from rig.device.timing import FlashTiming
 from rig.sim.clock import DeviceClock
 from rig.sim.flash import Flash, FlashError
 

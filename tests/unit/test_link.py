@@ -1,4 +1,5 @@
-"""rig.transport.link.Link and rig.client.esc.Esc against a real pseudo-terminal; the test plays the device on the master.
+"""rig.transport.link.Link and rig.client.esc.Esc against a real pseudo-terminal; the test plays the device
+on the master.
 
 The Esc tests use a tiny scripted responder (not the simulator) and check only the client's own
 behaviour: bounded waits that name their bound, retries for idempotent reads only, PRINT

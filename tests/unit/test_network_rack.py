@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -34,7 +32,6 @@ from rig.protocol.commands import FirmwareVersion
 from rig.sim.image import make_firmware_image
 from rig.sim.serve import SimRack
 from rig.station.bench import Bounds, StationRig
-from rig.station.leases import LeaseBusy, LeaseError, LeaseStore
 from rig.station.rack import Rack, load_rack
 from rig.transport.presence import OtherBoard, PortLocator, same_board
 
@@ -283,77 +280,3 @@ def test_scenario_suite_passes_through_the_exporters(exported: Exported, tmp_pat
     assert network_passed > 0, network
     if not FULL:  # the full suite skips more on a rack of hardware (no simulator to change configs through)
         assert network_passed == direct_passed, (network, direct)
-
-
-# --- leases -----------------------------------------------------------------------------------------
-
-HOLDER = textwrap.dedent(
-    """
-    import sys, time
-    from rig.station.leases import LeaseStore
-    lease = LeaseStore(sys.argv[1], ttl_s=float(sys.argv[2])).acquire("rack", "esc1", bound_s=5, holder="doomed-job")
-    print("held", flush=True)
-    time.sleep(60)
-    """
-)
-
-
-def test_a_killed_holders_lease_is_taken_over_once_it_expires(tmp_path: Path) -> None:
-    ttl_s = 1.0
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(tmp_path), str(ttl_s)], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        store = LeaseStore(tmp_path, ttl_s=ttl_s)
-        time.sleep(ttl_s * 1.5)  # the heartbeat keeps it alive past its first expiry
-        assert store.holder("rack", "esc1") is not None
-        holder.send_signal(signal.SIGKILL)
-        holder.wait(STOP_BOUND_S)
-        killed_at = time.monotonic()
-        lease, current = store.try_acquire("rack", "esc1", "next-job")
-        assert lease is None and current is not None and current.holder == "doomed-job"  # not yet expired
-        with store.acquire("rack", "esc1", bound_s=ttl_s * 3, holder="next-job") as taken:
-            assert store.holder("rack", "esc1") == taken.info
-            waited = time.monotonic() - killed_at
-        assert 0.0 < waited <= ttl_s + 0.5
-        assert store.holder("rack", "esc1") is None  # released
-    finally:
-        if holder.poll() is None:
-            holder.kill()
-            holder.wait(STOP_BOUND_S)
-
-
-def test_a_lease_lost_to_another_run_is_reported(tmp_path: Path) -> None:
-    store = LeaseStore(tmp_path, ttl_s=0.2)
-    lease, _ = store.try_acquire("rack", "esc1", "slow-job")  # no heartbeat: it expires
-    assert lease is not None
-    time.sleep(0.3)
-    other, _ = store.try_acquire("rack", "esc1", "next-job")
-    assert other is not None
-    with pytest.raises(LeaseError, match="lost"):
-        store.renew(lease.info)
-    lease.release()  # does not free the other run's lease
-    assert store.holder("rack", "esc1") == other.info
-
-
-def test_waiting_for_a_held_station_is_bounded(tmp_path: Path) -> None:
-    store = LeaseStore(tmp_path)
-    with store.acquire("rack", "esc1", bound_s=1.0, holder="job-1"):
-        start = time.monotonic()
-        with pytest.raises(LeaseBusy, match=r"lease on station esc1 of rack rack \(held by job-1 until .*within 0.3 s"):
-            store.acquire("rack", "esc1", bound_s=0.3, holder="job-2")
-        assert time.monotonic() - start < 1.0
-
-
-def test_the_plugin_skips_a_station_another_run_holds(pytester: pytest.Pytester, tmp_path: Path) -> None:
-    leases = tmp_path / "leases"
-    rack = pytester.path / "rack.toml"
-    rack.write_text(f'name = "bench"\nleases = "{leases}"\n[[station]]\nname = "esc1"\nport = "/dev/null"\n')
-    pytester.makepyfile(test_it="def test_uses_the_station(station):\n    pass\n")
-    with LeaseStore(leases).acquire("bench", "esc1", bound_s=1.0, holder="ci-job-7"):
-        result = pytester.runpytest_subprocess(
-            "--rack", str(rack), "--lease-wait", "0.3", "-rs", "-p", "no:cacheprovider", timeout=60
-        )
-    result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(["*station esc1 is in use by another run*held by ci-job-7*within 0.3 s*"])

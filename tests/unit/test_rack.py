@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from rig.errors import Diagnosis, RackFileError
+from rig.sim.serve import SimRack
 from rig.station.rack import Rack, RelayRef, load_rack, parse_rack
 
 RACKS = Path(__file__).resolve().parents[2] / "fixtures" / "racks"
@@ -212,8 +213,6 @@ def test_real_rack_errors(tmp_path: Path, text: str, fragments: tuple[str, ...])
         (SIM.replace('"6.02"', '"6.2"'), ("'fw'", "MAJOR.MINOR")),
         (SIM + 'uid = "0011"\n', ("'uid'", "24 hex digits")),
         (SIM + 'uid = "zz0102030405060708090a0b"\n', ("'uid'", "24 hex digits")),
-        (SIM + 'faults = ["no_such_fault"]\n', ("'faults'", "unknown fault 'no_such_fault'")),
-        (SIM + 'faults = ["link_slow:delay"]\n', ("'faults'", "key=value")),
         (SIM + "peers = [{ can_id = 0 }]\n", ("'peers'", "duplicate can_id [0]")),
         (SIM + 'peers = [{ hw = "60" }]\n', ("peer 1", "'can_id'", "missing")),
         (SIM + "peers = [{ can_id = 1, size = 2 }]\n", ("peer 1", "'size'", "unknown key")),
@@ -228,6 +227,20 @@ def test_real_rack_errors(tmp_path: Path, text: str, fragments: tuple[str, ...])
 )
 def test_simulated_rack_errors(tmp_path: Path, text: str, fragments: tuple[str, ...]) -> None:
     fails(tmp_path, text, *fragments)
+
+
+@pytest.mark.parametrize(
+    ("faults", "fragment"),
+    [('["no_such_fault"]', "unknown fault 'no_such_fault'"), ('["link_slow:delay"]', "key=value")],
+)
+def test_fault_names_are_checked_when_the_rack_is_served(tmp_path: Path, faults: str, fragment: str) -> None:
+    """The rack loader does not know the simulator's faults; serving the rack checks them, naming file and key."""
+    path = write(tmp_path, SIM + f"faults = {faults}\n")
+    with pytest.raises(RackFileError) as info:
+        SimRack(load_rack(path), tmp_path / "run").start()
+    message = str(info.value)
+    for part in (str(path), "station 'esc1'", "'faults'", fragment):
+        assert part in message, message
 
 
 def test_served_sim_rack_is_recognised(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from rig.errors import Diagnosis
 from rig.factory.records import FAIL, PASS, RecordStore
 from rig.plugin.allure import categories, config_diff, diagnosis_tag
 from rig.protocol.codecs import ConfigBlob, ConfigKind
+from rig.sim.image import make_firmware_image
 
 pytest_plugins = ["pytester"]
 
@@ -150,8 +151,8 @@ def _environment_names_rack_stations_images_and_versions(scenario: ScenarioRun) 
     env = dict(line.split("=", 1) for line in lines)
     assert env["rack"] == "sim (simulated)" and env["stations"] == "esc-602"
     assert {"rig.version", "python.version", "pyocd.version", "pyserial.version"} <= set(env)
-    image = scenario.rig_dir / "images" / "6.03" / "60" / "VESC_default.bin"
-    assert env["image.firmware.60.6.03.sha256"] == hashlib.sha256(image.read_bytes()).hexdigest()
+    image = make_firmware_image("60", "6.03")  # the candidate a served simulated rack makes for esc-602
+    assert env["image.firmware.60.6.03.sha256"] == hashlib.sha256(image).hexdigest()
 
 
 def _board_records_of_the_run(scenario: ScenarioRun) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rig.cli import main
-from rig.device.firmware import PROFILES
+from rig.device.firmware import PROFILES, UnknownFirmware
 from rig.device.update_format import heatshrink_decompress
 from rig.firmware.image import update_header, update_payload
 from rig.sim.errors import SimError
@@ -73,7 +73,7 @@ def test_update_header_and_blob() -> None:
 
 
 def test_bad_arguments() -> None:
-    with pytest.raises(SimError, match="no simulated firmware profile 4.01"):
+    with pytest.raises(UnknownFirmware, match="no simulated firmware profile 4.01"):
         make_firmware_image("60", "4.01")
     with pytest.raises(SimError, match="longer than 16"):
         make_firmware_image("x" * 17, "6.02")

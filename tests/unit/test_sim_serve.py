@@ -386,7 +386,7 @@ def test_control_socket_sets_swd_probe_faults(powered: SimRack, tmp_path: Path) 
     control.swd_fault("esc", "stuck_bits", address=BOOTLOADER_BASE + offset, mask=~loader[offset] & 0xFF)
     (tmp_path / "bl.bin").write_bytes(loader)
     with SwdSession(swd_config(powered)) as swd, pytest.raises(SwdVerifyMismatch) as err:
-        swd.program(tmp_path / "bl.bin", BOOTLOADER_BASE)
+        swd.program([(BOOTLOADER_BASE, loader)])
     assert err.value.address == BOOTLOADER_BASE + offset
     with pytest.raises(SimServeError, match="unknown SWD probe fault"):
         control.swd_fault("esc", "melted")

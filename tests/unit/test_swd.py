@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 import socket
 import subprocess
 import sys
@@ -17,10 +16,10 @@ import pytest
 from intelhex import IntelHex
 
 from rig.device.memory import BOOTLOADER_BASE, FLASH_BASE, SECTORS
-from rig.errors import Diagnosis
+from rig.errors import Diagnosis, ImageError
+from rig.firmware.image import flash_segments, load_for_swd
 from rig.hardware.swd import (
     ConnectMode,
-    Image,
     SwdConfig,
     SwdConnectFailed,
     SwdProbeBusy,
@@ -31,11 +30,12 @@ from rig.hardware.swd import (
 )
 from rig.hardware.swd_target import TARGET_NAME
 from rig.sim.flash import Flash
+from rig.sim.image import make_bootloader_image, make_firmware_image
 from rig.sim.swd_probe import SimSwdProbe, SimSwdServer
 
 PYOCD = Path(sys.executable).with_name("pyocd")
-FIRMWARE = random.Random(405).randbytes(20 * 1024)
-BOOTLOADER = random.Random(11).randbytes(4 * 1024)
+FIRMWARE = make_firmware_image("60", "6.02", size=64 * 1024)  # a checkable image: vectors, descriptor
+BOOTLOADER = make_bootloader_image()
 
 
 @dataclass
@@ -72,8 +72,8 @@ def test_program_bin_and_verify(sim: Sim, tmp_path: Path) -> None:
     image = tmp_path / "fw.bin"
     image.write_bytes(FIRMWARE)
     phases: set[str] = set()
-    with SwdSession(sim.config(), progress=lambda phase, _: phases.add(phase)) as swd:
-        result = swd.program(image, FLASH_BASE)
+    with SwdSession(sim.config(), progress=lambda phase, _done, _total: phases.add(phase)) as swd:
+        result = swd.program([(FLASH_BASE, image.read_bytes())])
     assert sim.flash.read(FLASH_BASE, len(FIRMWARE)) == FIRMWARE
     assert result.image_bytes == len(FIRMWARE) and result.programmed_bytes >= len(FIRMWARE)
     assert result.erase_s > 0 and result.program_s > 0 and result.verify_s > 0
@@ -84,28 +84,29 @@ def test_program_bin_and_verify(sim: Sim, tmp_path: Path) -> None:
 
 def test_program_merged_hex_writes_both_regions_only(sim: Sim, tmp_path: Path) -> None:
     image = _hex(tmp_path / "merged.hex", (FLASH_BASE, FIRMWARE), (BOOTLOADER_BASE, BOOTLOADER))
-    assert [a for a, _ in Image.load(image).segments] == [FLASH_BASE, BOOTLOADER_BASE]
+    segments = flash_segments(load_for_swd(image))
+    assert [a for a, _ in segments] == [FLASH_BASE, BOOTLOADER_BASE]
     with SwdSession(sim.config()) as swd:
-        swd.program(image)
+        swd.program(segments)
     assert sim.flash.read(FLASH_BASE, len(FIRMWARE)) == FIRMWARE
     assert sim.flash.read(BOOTLOADER_BASE, len(BOOTLOADER)) == BOOTLOADER
-    assert sim.flash.is_erased(SECTORS[2].start, BOOTLOADER_BASE - SECTORS[2].start)
+    assert sim.flash.is_erased(SECTORS[4].start, BOOTLOADER_BASE - SECTORS[4].start)
 
 
 def test_bootloader_bin_goes_to_the_last_sector(sim: Sim, tmp_path: Path) -> None:
     image = tmp_path / "bootloader.bin"
     image.write_bytes(BOOTLOADER)
     with SwdSession(sim.config(connect_mode=ConnectMode.UNDER_RESET)) as swd:
-        swd.program(image, BOOTLOADER_BASE)
+        swd.program([(BOOTLOADER_BASE, image.read_bytes())])
     assert sim.flash.read(BOOTLOADER_BASE, len(BOOTLOADER)) == BOOTLOADER
     assert sim.flash.is_erased(FLASH_BASE, BOOTLOADER_BASE - FLASH_BASE)
 
 
 def test_bin_without_address_is_refused(tmp_path: Path) -> None:
     image = tmp_path / "fw.bin"
-    image.write_bytes(b"\x00")
-    with pytest.raises(Exception, match="base address"):
-        Image.load(image)
+    image.write_bytes(FIRMWARE)
+    with pytest.raises(ImageError, match="a .bin goes to the firmware .* or the bootloader"):
+        load_for_swd(image)
 
 
 def test_mass_erase_and_sector_erase(sim: Sim) -> None:
@@ -185,7 +186,7 @@ def test_firmware_holding_the_swd_pins_needs_connect_under_reset(sim: Sim, tmp_p
     image = tmp_path / "bootloader.bin"
     image.write_bytes(BOOTLOADER)
     with SwdSession(sim.config(connect_mode=ConnectMode.UNDER_RESET)) as swd:
-        swd.program(image, BOOTLOADER_BASE)
+        swd.program([(BOOTLOADER_BASE, image.read_bytes())])
     assert sim.flash.read(BOOTLOADER_BASE, len(BOOTLOADER)) == BOOTLOADER
 
 
@@ -195,10 +196,10 @@ def test_locked_target_then_mass_erase_unlocks(sim: Sim, tmp_path: Path) -> None
     sim.flash.locked = True
     with SwdSession(sim.config()) as swd:
         with pytest.raises(SwdTargetLocked) as err:
-            swd.program(image, FLASH_BASE)
+            swd.program([(FLASH_BASE, image.read_bytes())])
         assert err.value.diagnosis is Diagnosis.SWD_TARGET_LOCKED
         swd.mass_erase()
-        swd.program(image, FLASH_BASE)
+        swd.program([(FLASH_BASE, image.read_bytes())])
     assert not sim.flash.locked and sim.flash.read(FLASH_BASE, len(FIRMWARE)) == FIRMWARE
 
 
@@ -208,7 +209,7 @@ def test_stuck_bit_gives_verify_mismatch(sim: Sim, tmp_path: Path) -> None:
     offset = next(i for i in range(1000, len(FIRMWARE)) if FIRMWARE[i] != 0xFF)
     sim.probe.target.stuck_bits[FLASH_BASE + offset] = ~FIRMWARE[offset] & 0xFF
     with SwdSession(sim.config()) as swd, pytest.raises(SwdVerifyMismatch) as err:
-        swd.program(image, FLASH_BASE)
+        swd.program([(FLASH_BASE, image.read_bytes())])
     assert err.value.address == FLASH_BASE + offset and err.value.actual == 0xFF
     assert err.value.diagnosis is Diagnosis.SWD_VERIFY_MISMATCH
 

@@ -71,7 +71,7 @@ def rig(*argv: str) -> None:
 
 
 def swd(sim: SimRack, name: str, *argv: str) -> None:
-    rig("swd", *argv, "--rack", str(sim.rack_file), "--station", name)
+    rig("swd", *argv, "--rack", str(sim.rack_file), "--station", name, "--allow-destructive")
 
 
 # --- F1 ---------------------------------------------------------------------------------------------
