@@ -67,6 +67,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     images.add_argument("--version", type=firmware_version, help="the target firmware's version (checked)")
     images.add_argument("--merged", action="store_true", help="SWD writes bootloader + target firmware; no USB update")
     images.add_argument("--allow-wrong-hw", action="store_true", help="accept a board of other hardware (dangerous)")
+    images.add_argument(
+        "--allow-destructive", action="store_true", help="also erase boards that already answer over USB"
+    )
     checks = factory.add_argument_group("checks")
     defaults = Limits()
     for name in _LIMITS:
@@ -209,8 +212,11 @@ class FactoryContext:
 
 
 def factory_permit(args: argparse.Namespace) -> Permit:
-    """Bringing up blank boards erases and programs the whole flash by nature; other hardware only if asked."""
+    """Bringing up blank boards erases and programs the whole flash by nature; a board that already answers over
+    USB (firmware and settings on it) only with --allow-destructive; other hardware only if asked."""
     granted = {Permission.MASS_ERASE, Permission.BOOTLOADER_ERASE}
+    if args.allow_destructive:
+        granted.add(Permission.ERASE_ANSWERING_BOARD)
     if args.allow_wrong_hw:
         granted.add(Permission.WRONG_HARDWARE)
     return Permit(frozenset(granted), "rig factory (bringing up blank boards)")

@@ -158,6 +158,7 @@ class BoardResult:
     failed_checks: tuple[str, ...] = ()
     left: str = ""
     seconds: float = 0.0
+    session: list[str] = field(default_factory=list)  # what the station session did (lease, config care)
 
 
 class _StepFailed(Exception):
@@ -349,6 +350,7 @@ def bring_up(session: StationSession, plan: FactoryPlan, store: RecordStore, run
         result.hw = run.info.hw_name or hw
         result.fw = str(run.info.version)
     result.seconds = time.monotonic() - started
+    result.session = session.report.describe()
     log.info("%s: %s (%s)", session.name, result.verdict, result.reason or result.left)
     return result
 

@@ -30,6 +30,7 @@ from rig.hardware.power import PowerChannel, PowerCycleResult, PowerSupply, Supp
 from rig.hardware.power import power_cycle as run_power_cycle
 from rig.hardware.swd import ConnectMode, SwdConfig, SwdSession
 from rig.protocol.codecs import FwVersionReply
+from rig.protocol.commands import Cmd
 from rig.station.rack import Rack, Station
 from rig.transport.link import Trace
 from rig.transport.presence import PortLocator, same_board, wait_for, wait_reappearance
@@ -152,11 +153,15 @@ class StationRig:
         return esc
 
     def nodes(self, esc: Esc) -> list[tuple[int | None, Esc]]:
-        """The local node (None) and a client for each CAN peer the rack lists behind this port."""
+        """The local node (None) and a client for each CAN peer behind this port: the ones the rack lists,
+        or, for a station the rack says nothing about (a port given on the command line), the ones PING_CAN
+        finds where the firmware has it."""
         peers: tuple[int, ...] = ()
         if len(self.spec.can_ids) > 1:
             local = esc.values().controller_id
             peers = tuple(node for node in self.spec.can_ids if node != local)
+        elif not self.spec.can_ids and esc.table.has(Cmd.PING_CAN):
+            peers = esc.ping_can()
         return [(None, esc), *((node, esc.can(node)) for node in peers)]
 
     def answers(self) -> bool:

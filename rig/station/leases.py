@@ -77,7 +77,9 @@ class LeaseBusy(RigTimeout):
 
     def __init__(self, key: str, holder: LeaseInfo | None, bound_s: float, why: str = "") -> None:
         by = f"held by {holder.holder} until {holder.expires_text}" if holder else "held by another run"
-        super().__init__(f"lease on station {key} ({by}{why})", bound_s)
+        RigError.__init__(self, f"station {key} is {by}{why}; waited {bound_s:g} s (--lease-wait)")
+        self.what = f"lease on station {key}"
+        self.bound_s = bound_s
         self.holder = holder
 
 

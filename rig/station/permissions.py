@@ -22,12 +22,22 @@ class Permission(StrEnum):
         "write a bootloader without erasing its sector (firmware < 3.59; only safe if it is blank)"
     )
     BRICK = "leave a board without working firmware on purpose"
+    ERASE_ANSWERING_BOARD = "mass erase a board that answers over USB (it holds firmware and settings)"
     WRONG_HARDWARE = "write an image made for other hardware"
 
 
 DESTRUCTIVE = frozenset(
-    {Permission.MASS_ERASE, Permission.BOOTLOADER_ERASE, Permission.UNERASED_BOOTLOADER_WRITE, Permission.BRICK}
+    {
+        Permission.MASS_ERASE,
+        Permission.BOOTLOADER_ERASE,
+        Permission.UNERASED_BOOTLOADER_WRITE,
+        Permission.BRICK,
+        Permission.ERASE_ANSWERING_BOARD,
+    }
 )
+# What a simulated rack allows without being asked: its boards cannot be harmed, but a bootloader written
+# over an unerased sector corrupts it in the simulator exactly as on a board, so that stays refused.
+SIMULATED = DESTRUCTIVE - {Permission.UNERASED_BOOTLOADER_WRITE}
 FLAGS = {Permission.WRONG_HARDWARE: "--allow-wrong-hw"}  # the command line flag that grants each; default below
 DEFAULT_FLAG = "--allow-destructive"
 
@@ -47,8 +57,10 @@ class Permit:
 
     @classmethod
     def simulated(cls, *, wrong_hw: bool = False) -> Permit:
-        """A simulated board cannot be harmed: every destructive step is allowed, other hardware only if asked."""
-        return cls.of(destructive=True, wrong_hw=wrong_hw, by="a simulated rack")
+        """A simulated board cannot be harmed: the destructive steps are allowed (not a bootloader written over
+        an unerased sector, which corrupts it there as on a board); other hardware only if asked."""
+        granted = SIMULATED | ({Permission.WRONG_HARDWARE} if wrong_hw else set())
+        return cls(frozenset(granted), "a simulated rack")
 
     def allows(self, what: Permission) -> bool:
         return what in self.granted

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rig.client.esc import Esc, Timeouts
-from rig.device.memory import BOOTLOADER_SECTOR, FLASH_BASE, sectors_touching
+from rig.device.memory import BOOTLOADER_BASE, BOOTLOADER_SECTOR, BOOTLOADER_SIZE, FLASH_BASE, sectors_touching
 from rig.errors import Diagnosis, RigError
 from rig.events import Progress, step
 from rig.firmware.config import ConfigBackup, restore, write_verified
@@ -46,6 +46,7 @@ from rig.station.permissions import Permission, Permit
 from rig.station.rack import Rack, Station
 from rig.station.state import StateDir
 from rig.transport.link import Trace
+from rig.transport.presence import wait_back
 
 log = logging.getLogger(__name__)
 
@@ -311,16 +312,28 @@ class StationSession:
         if image.hw_names:
             self.check_image(image, info.hw_name or "")
         if not command_table(info.version).has(Cmd.ERASE_BOOTLOADER):  # < 3.59: a write only clears bits
-            self.permit.require(
-                Permission.UNERASED_BOOTLOADER_WRITE,
-                f"write a bootloader to {self.name} over USB on firmware {info.version}, which has no "
-                "ERASE_BOOTLOADER, so the old bootloader stays under the new one",
-            )
+            self._require_blank_bootloader_sector(info.version)
         with self.preserving_configs("bootloader upload"):
             result = self.bench.upload_bootloader(image, window=window, progress=progress, all_can=all_can)
         self.bootloader_suspect = False
         self.note(f"bootloader written over USB ({result.stats.bytes_sent} bytes)")
         return result
+
+    def _require_blank_bootloader_sector(self, version: FirmwareVersion) -> None:
+        """Firmware without ERASE_BOOTLOADER (< 3.59) can only write a bootloader into a blank sector 11 (flash
+        programming only clears bits): proven over SWD where the station has a probe, else the permit must
+        allow writing it anyway."""
+        if self.has_swd:
+            with self.swd() as swd:
+                blank = swd.read(BOOTLOADER_BASE, BOOTLOADER_SIZE).count(0xFF) == BOOTLOADER_SIZE
+            if blank:
+                self.note("bootloader sector read over SWD: blank, so a write over USB is safe")
+                return
+        self.permit.require(
+            Permission.UNERASED_BOOTLOADER_WRITE,
+            f"write a bootloader to {self.name} over USB on firmware {version}, which has no ERASE_BOOTLOADER, "
+            "so the new one would be ANDed over the old one (erase sector 11 over SWD first, or state it is blank)",
+        )
 
     # --- configs ------------------------------------------------------------------------------------
 
@@ -354,6 +367,12 @@ class StationSession:
         self.check_lease()
         return self.bench.swd(progress=progress)
 
+    def _require_mass_erase(self) -> None:
+        """A mass erase needs the permit; of a board that answers over USB (firmware and settings on it), more."""
+        self.permit.require(Permission.MASS_ERASE, f"mass erase {self.name} over SWD")
+        if self.bench.probe() is not None:
+            self.permit.require(Permission.ERASE_ANSWERING_BOARD, f"mass erase {self.name}, which answers over USB")
+
     def _require_for_sectors(self, start: int, length: int, action: str) -> None:
         if any(s.index == BOOTLOADER_SECTOR for s in sectors_touching(start, length)):
             self.permit.require(Permission.BOOTLOADER_ERASE, f"{action} (it covers the bootloader sector)")
@@ -370,7 +389,7 @@ class StationSession:
         """Program checked images over SWD; the bootloader sector and a mass erase need the permit."""
         self.check_lease()
         if chip_erase:
-            self.permit.require(Permission.MASS_ERASE, f"mass erase {self.name} over SWD")
+            self._require_mass_erase()
         for image in images:
             if image.kind == ImageKind.BOOTLOADER:
                 self.permit.require(Permission.BOOTLOADER_ERASE, f"program the bootloader of {self.name} over SWD")
@@ -388,7 +407,7 @@ class StationSession:
         """Mass erase, or erase the sectors of a range, over SWD (permit rules as for programming)."""
         self.check_lease()
         if mass:
-            self.permit.require(Permission.MASS_ERASE, f"mass erase {self.name} over SWD")
+            self._require_mass_erase()
         else:
             self._require_for_sectors(start, length, f"erase {length} bytes at {start:#010x} of {self.name}")
         what = "mass erase" if mass else f"erase of {start:#010x} +{length:#x}"
@@ -424,6 +443,13 @@ class StationSession:
         with step("power " + ("on" if on else "off"), station=self.name):
             self.bench.power_channel().switch(on)
         self.note(f"power {'on' if on else 'off'}")
+
+    def power_on(self) -> float:
+        """Switch the board on and wait (bounded) until its port is back and its firmware answers; seconds."""
+        self.power(True)
+        bounds = self.bench.bounds
+        back_s, answer_s = wait_back(self.bench.locator, self.bench.answers, bounds.back_s, bounds.answer_s)
+        return back_s + answer_s
 
     def power_cycle(self) -> PowerCycleResult:
         self.check_lease()

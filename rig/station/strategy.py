@@ -219,7 +219,7 @@ class StationStrategy:
     def _to_running(self, target: Running, done: Transition) -> None:
         session, image = self.session, target.image
         if self.state.status == Status.OFF:
-            self._attempt(done, "power on", lambda: session.power(True))
+            self._attempt(done, "power on", session.power_on)
         if self.state.status == Status.SILENT and session.has_power:
             self._attempt(done, "power cycle", session.power_cycle)
         if self._reached(target):

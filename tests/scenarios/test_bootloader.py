@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from rig.device.memory import BOOTLOADER_BASE, BOOTLOADER_SIZE
 from rig.errors import Diagnosis, UpdateError
 from rig.firmware.image import Image
-from rig.protocol.commands import FirmwareVersion
+from rig.protocol.commands import Cmd, FirmwareVersion
 from rig.station.configs import ConfigCare
 from rig.station.session import StationSession
 from rig.station.strategy import Running, StationStrategy
@@ -21,6 +22,12 @@ def test_bootloader_upload_over_usb_then_update(
     strategy: StationStrategy,
 ) -> None:
     strategy.transition(Running(baseline_firmware))
+    with station.connect() as esc:
+        erasable = esc.table.has(Cmd.ERASE_BOOTLOADER)
+    if not erasable:  # before 3.59 only a blank sector can be written over USB: blank it over SWD first
+        if not station.has_swd:
+            pytest.skip(f"firmware {baseline_firmware.version} has no ERASE_BOOTLOADER and the station no SWD probe")
+        station.swd_erase(start=BOOTLOADER_BASE, length=BOOTLOADER_SIZE)
     upload = station.upload_bootloader(bootloader)
     assert upload.stats.bytes_sent > 0
     with station.connect() as esc:  # the firmware keeps running while its bootloader is rewritten

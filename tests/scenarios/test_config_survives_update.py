@@ -33,10 +33,11 @@ def test_config_survives_update_because_the_rig_restores_it(
     strategy.transition(Running(baseline_firmware))
     with station.connect() as esc:
         version = esc.version
-        current = esc.get_config(ConfigKind.APPCONF)
+        current = esc.get_config(ConfigKind.MCCONF)
     if station.spec.sim is not None:  # a configured board, so a wipe shows (never done to a board of hardware)
-        changed = ConfigBlob(current.kind, current.signature, bytes([current.data[0] ^ 0x01]) + current.data[1:])
-        station.write_config(changed, made_for=version)
+        middle = len(current.data) // 2  # opaque bytes: no field is known to be safe to change on hardware
+        changed = current.data[:middle] + bytes([current.data[middle] ^ 0x01]) + current.data[middle + 1 :]
+        station.write_config(ConfigBlob(current.kind, current.signature, changed), made_for=version)
     before = _configs(station)
 
     station.update(firmware)

@@ -83,7 +83,7 @@ def station(sim: SimRack, name: str) -> StationSession:
         sim.resolved,
         name,
         state=StateDir.at(sim.run_dir / "state"),
-        permit=factory_permit(argparse.Namespace(allow_wrong_hw=False)),
+        permit=factory_permit(argparse.Namespace(allow_wrong_hw=False, allow_destructive=False)),
         bounds=QUICK,
     ).open()
 
@@ -208,6 +208,22 @@ def test_factory_run_over_blank_boards_one_with_a_fault(
     assert "fw_version" not in checks(faulted)  # nothing after the failing step
 
 
+def test_a_board_that_answers_over_usb_is_not_erased_without_permission(
+    sim: SimRack, images: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = sim.device("a").flash.read(FLASH_BASE, FLASH_SIZE)
+    code, out, err = rig(
+        capsys,
+        "factory", "--rack", str(sim.rack_file), "--station", "a",
+        "--firmware", str(images["target"]), "--bootloader", str(images["bootloader"]), "--hw", "60",
+        "--records", str(tmp_path / "records.sqlite"),
+    )  # fmt: skip
+    assert code == 1
+    assert "swd mass erase [refused: needs explicit permission]" in table_rows(out)["a"]["failed"]
+    assert "pass --allow-destructive" in err
+    assert sim.device("a").flash.read(FLASH_BASE, FLASH_SIZE) == before  # nothing erased, nothing written
+
+
 def test_factory_table_merged_flow_and_a_station_without_relay(
     sim: SimRack, images: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -224,6 +240,7 @@ def test_factory_table_merged_flow_and_a_station_without_relay(
         "--hw", "60",
         "--version", "6.04",
         "--records", str(tmp_path / "records.sqlite"),
+        "--allow-destructive",  # no-relay runs its firmware: erasing it needs the explicit permission
     )  # fmt: skip
     assert code == 1 and out, err
     rows = table_rows(out)

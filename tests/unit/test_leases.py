@@ -80,7 +80,7 @@ def test_waiting_for_a_held_station_is_bounded_and_names_the_holder(tmp_path: Pa
     leases = SqliteLeases(tmp_path)
     with leases.acquire("rack/esc1", bound_s=1.0, holder="job-1"):
         start = time.monotonic()
-        with pytest.raises(LeaseBusy, match=r"lease on station rack/esc1 \(held by job-1 until .*within 0.3 s"):
+        with pytest.raises(LeaseBusy, match=r"station rack/esc1 is held by job-1 until .*; waited 0.3 s"):
             leases.acquire("rack/esc1", bound_s=0.3, holder="job-2")
         assert time.monotonic() - start < 1.0
 
