@@ -147,3 +147,9 @@ class NotPermitted(RigError):
     """A destructive step asked for without the explicit permission it needs (rig.station.permissions)."""
 
     diagnosis = Diagnosis.NOT_PERMITTED
+
+
+class IdentityLost(RigError):
+    """A board whose FW_VERSION lacks the UID its firmware version must send, or two nodes with one UID."""
+
+    diagnosis = Diagnosis.IDENTITY_LOST

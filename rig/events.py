@@ -42,6 +42,7 @@ def unsubscribe(listener: Listener) -> None:
 @contextmanager
 def step(title: str, **params: object) -> Iterator[None]:
     """One named step of a rig operation, timed, reported to every listener."""
+    log.info("step: %s", title)
     for listener in _listeners:
         listener.step_started(title, params)
     start = time.monotonic()

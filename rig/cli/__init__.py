@@ -7,8 +7,10 @@ import importlib
 import logging
 import sys
 
+from rig import interrupts
 from rig.errors import RigError
 
+EXIT_INTERRUPTED = 130  # stopped by SIGINT/SIGTERM (at a safe point, after the clean-up)
 # Modules under rig.cli that add sub-commands; each has `register(subparsers)`.
 COMMAND_MODULES: tuple[str, ...] = ("trace", "sim", "power", "swd", "devices", "esc", "rack", "records", "factory")
 
@@ -28,13 +30,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    interrupts.reset()  # a new command (tests run several in one process)
     try:
-        return int(args.func(args) or 0)
+        with interrupts.stopping_at_safe_points():
+            code = int(args.func(args) or 0)
     except RigError as exc:
         print(f"rig {args.command}: {exc} [{exc.diagnosis.value}]", file=sys.stderr)
-        return 1
+        return EXIT_INTERRUPTED if interrupts.requested() else 1
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
+    return EXIT_INTERRUPTED if interrupts.requested() else code
 
 
 if __name__ == "__main__":

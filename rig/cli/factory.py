@@ -29,9 +29,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from rig import interrupts
 from rig.cli.esc import emit_json, firmware_version
 from rig.cli.sim import served
-from rig.errors import ImageError, RigError
+from rig.errors import Diagnosis, ImageError, RigError
 from rig.events import subscribe, unsubscribe
 from rig.factory.flow import BoardResult, FactoryPlan, Limits, Range, bring_up
 from rig.factory.records import FAIL, PASS, RecordStore
@@ -189,6 +190,8 @@ def plans(args: argparse.Namespace, stations: tuple[Station, ...]) -> dict[str, 
 def run_station(rack: Rack, spec: Station, plan: FactoryPlan, context: FactoryContext) -> BoardResult:
     """One station's bring-up in a station session (its lease held) and its own record-store connection
     (SQLite connections are per thread)."""
+    if interrupts.requested():  # stopped before this station's turn: nothing touched
+        return BoardResult(spec.name, FAIL, None, failed_step="not started", diagnosis=Diagnosis.INTERRUPTED.value)
     session = StationSession(rack, spec.name, state=context.state, permit=context.permit)
     try:
         session.open()

@@ -20,6 +20,8 @@ EEPROM_SECTORS = (1, 2)  # mcconf, appconf
 NEW_APP_SECTORS = (8, 9, 10)
 BOOTLOADER_SECTOR = 11
 
+UID_BASE = 0x1FFF_7A10  # the STM32F4's 96-bit unique device ID, which FW_VERSION carries from 3.09
+UID_BYTES = 12
 SRAM = range(0x2000_0000, 0x2002_0001)  # SRAM1 + SRAM2; an initial stack pointer may point just past it
 CCM = range(0x1000_0000, 0x1001_0001)
 

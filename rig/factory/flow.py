@@ -39,6 +39,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NoReturn
 
+from rig.device.memory import UID_BYTES
 from rig.errors import ImageError, RigError
 from rig.events import step
 from rig.factory.records import FAIL, CheckResult, Record, RecordStore
@@ -55,7 +56,6 @@ from rig.station.strategy import StationStrategy, StepFailed
 
 log = logging.getLogger(__name__)
 
-UID_BYTES = 12  # the STM32F4's 96-bit unique device ID
 FAULT_NONE = 0  # mc_fault_code FAULT_CODE_NONE
 
 
@@ -180,6 +180,7 @@ class _BringUp:
         self.reached = "not touched"
         self.info: FwVersionReply | None = None  # what the board last reported
         self.uid_recorded = False
+        self.identity_noted = False
 
     @contextmanager
     def step(self, name: str, **params: object) -> Iterator[None]:
@@ -245,6 +246,7 @@ class _BringUp:
             self.record.check("power cycle proof", value.proof)
             self.reached = "running the firmware written over SWD"
         elif isinstance(value, UpdateResult):
+            self.noted(value.before)
             self.record.check("usb update", f"{value.before.version} -> {value.after.version} ({value.proof})")
             self.reached = f"running firmware {value.after.version}"
 
@@ -265,8 +267,15 @@ class _BringUp:
 
     def uid_check(self, info: FwVersionReply) -> None:
         uid = info.uid or b""
+        self.noted(info)
         self.record.check("uid", uid.hex(), passed=len(uid) == UID_BYTES)
         self.uid_recorded = True
+
+    def noted(self, info: FwVersionReply) -> None:
+        """Put the board's identity into its record the first time the board reports it."""
+        if info.uid and not self.identity_noted:
+            self.record.note_identity(info.uid.hex(), info.hw_name)
+            self.identity_noted = True
 
     def version_check(self, name: str, version: FirmwareVersion) -> None:
         expected = self.plan.firmware.version

@@ -154,6 +154,12 @@ class Record:
         log.debug("record %d: %s = %r %s -> %s", self.id, name, value, unit, PASS if verdict else FAIL)
         return verdict
 
+    def note_identity(self, uid: str, hw: str | None = None) -> None:
+        """The board's UID (and hardware name) as soon as it is first read: the record is findable by UID."""
+        self.store._execute(
+            "UPDATE records SET uid = ?, hw = COALESCE(?, hw) WHERE id = ?", (uid, hw or None, self.id)
+        )
+
     def note_firmware(self, fw: str, bootloader: str | None = None) -> None:
         """The board now runs other firmware (or bootloader) than when the record was opened."""
         self.store._execute(

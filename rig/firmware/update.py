@@ -224,22 +224,33 @@ def jump(esc: Esc, *, all_can: bool = False) -> None:
         esc.close()
 
 
-def check_update_took(before: c.FwVersionReply, after: c.FwVersionReply, image: Image) -> None:
-    """F1: the version the board reports after the update must be the image's."""
-    if image.version is not None and after.version == image.version:
-        return
-    if image.version is None and after.version != before.version:
-        return
-    if after.version == before.version:
+def check_update_took(before: c.FwVersionReply, after: c.FwVersionReply, image: Image) -> str:
+    """F1, honestly: the version the board reports after the update against the image's; what was proven.
+
+    With the image's version known, the board must report it; still reporting the old one is F1 (bootloader
+    missing or rejected the image). With the image's version unknown, a new version proves the update; the
+    same version proves nothing either way (it may be a re-flash of the same release), so the verdict says
+    so and how to prove it, instead of diagnosing a missing bootloader."""
+    if image.version is not None:
+        if after.version == image.version:
+            return f"runs {after.version}, the image's version"
+        if after.version == before.version:
+            raise UpdateError(
+                f"update did not take: the board still reports {after.version} (expected {image.version}): "
+                "bootloader missing or rejected the image. Fix: upload the bootloader over USB or SWD, then retry",
+                diagnosis=Diagnosis.BOOTLOADER_MISSING,
+            )
         raise UpdateError(
-            f"update did not take: the board still reports {after.version} (expected "
-            f"{image.version or 'a new version'}): bootloader missing or rejected the image. "
-            "Fix: upload the bootloader over USB or SWD, then retry",
+            f"after the update the board reports {after.version}, expected {image.version}",
             diagnosis=Diagnosis.BOOTLOADER_MISSING,
         )
-    raise UpdateError(
-        f"after the update the board reports {after.version}, expected {image.version}",
-        diagnosis=Diagnosis.BOOTLOADER_MISSING,
+    if after.version != before.version:
+        return f"runs {after.version} (was {before.version}); the image's version was not given"
+    return (
+        f"version not proven: the board rebooted and answered, reporting {after.version} before and after, and "
+        "the image's version is unknown (a re-flash of the same release looks the same as an update that did "
+        "not take); prove it with --firmware-version / --version, a desktop-tool folder with a version, or an "
+        "image whose version the rig can read"
     )
 
 

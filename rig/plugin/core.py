@@ -17,15 +17,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from rig.client.esc import Esc
+from rig import interrupts
+from rig.client.esc import Esc, Timeouts
 from rig.errors import ConfigError, Diagnosis, RigError
 from rig.firmware.image import Image, ImageKind, load_image
+from rig.hardware.swd import SwdConfig
 from rig.protocol.commands import FirmwareVersion
 from rig.station.bench import Bounds
 from rig.station.configs import ConfigCare
@@ -51,6 +54,7 @@ MARKERS = {
     "destructive": "erases or bricks a board on purpose; on hardware only with --allow-destructive",
 }
 LEASE_WAIT_S = 60.0
+EXIT_INTERRUPTED = 130
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -78,6 +82,33 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
+
+
+_SIGNALS = pytest.StashKey[ExitStack]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """SIGINT/SIGTERM stop the run at the next safe point (never half way through a step); the test in
+    progress ends there, its configs are given back, and the run stops with exit status 130."""
+    interrupts.reset()
+    stack = ExitStack()
+    stack.enter_context(interrupts.stopping_at_safe_points())
+    session.config.stash[_SIGNALS] = stack
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    yield
+    if interrupts.requested():
+        item.session.shouldstop = "stopped by a signal at a safe point"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    stack = session.config.stash.get(_SIGNALS, None)
+    if stack is not None:
+        stack.close()
+    if interrupts.requested():
+        session.exitstatus = EXIT_INTERRUPTED
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -154,6 +185,26 @@ def rack_spec(config: pytest.Config) -> Rack | None:
             raise pytest.UsageError(str(exc)) from exc
         config.stash[_SPEC_KEY] = cached
     return cached
+
+
+def longest_rig_bound_s(bounds: Bounds, timeouts: Timeouts = Timeouts(), swd: SwdConfig | None = None) -> float:
+    """The longest single wait the rig itself may make on a station (a hung board ends there, with its
+    diagnosis): a reboot's gone + back + answer, an erase, or an SWD operation after its connect attempts."""
+    swd = swd or SwdConfig("any")
+    reboot = bounds.gone_s + bounds.back_s + bounds.answer_s + bounds.connect_s
+    swd_step = swd.connect_attempts * swd.attempt_bound_s + swd.operation_bound_s
+    return max(reboot, timeouts.erase, timeouts.chunk * 3, swd_step)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Station tests get a pytest-timeout longer than the rig's own longest bound, so a hung board ends in the
+    rig's diagnosis, never in pytest-timeout's stack dump (an explicit timeout marker on a test wins)."""
+    if not config.pluginmanager.hasplugin("timeout"):
+        return
+    outer = round(longest_rig_bound_s(Bounds()) * 1.5 + 60)
+    for item in items:
+        if "station_name" in getattr(item, "fixturenames", ()) and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(outer))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -11,8 +11,21 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from rig import interrupts
 from rig.client.esc import Esc, Timeouts
-from rig.errors import Diagnosis, LinkError, LinkLost, PowerError, RigError, RigTimeout, SwdError, UpdateError
+from rig.device.firmware import fw_version_fields_for
+from rig.device.memory import UID_BYTES
+from rig.errors import (
+    Diagnosis,
+    IdentityLost,
+    LinkError,
+    LinkLost,
+    PowerError,
+    RigError,
+    RigTimeout,
+    SwdError,
+    UpdateError,
+)
 from rig.events import Progress, attach, step
 from rig.firmware.image import Image
 from rig.firmware.update import (
@@ -74,6 +87,16 @@ def _dropped(esc: Esc) -> bool:
     except LinkLost:
         return True
     return False
+
+
+def check_identity_sent(info: FwVersionReply) -> None:
+    """Every firmware since 3.09 sends the board's 12-byte UID in FW_VERSION; one that does not has lost its
+    identity (the rig cannot tell which board answered)."""
+    if "uid" in fw_version_fields_for(info.version) and (info.uid is None or len(info.uid) != UID_BYTES):
+        raise IdentityLost(
+            f"the board reports firmware {info.version}, which sends its {UID_BYTES}-byte UID in FW_VERSION, "
+            f"but it sent {info.uid.hex() if info.uid else 'none'}: the rig cannot tell which board answered"
+        )
 
 
 def describe_version(info: FwVersionReply) -> str:
@@ -265,6 +288,11 @@ class StationRig:
         # A network port cannot be watched: the link is held across the jump instead, and its exporter
         # dropping it proves the port went away on its host (however fast the board comes back).
         held = None if self.locator.observable else esc
+        try:
+            interrupts.check(f"before the jump on {self.name}: the board keeps its firmware")
+        except interrupts.Interrupted:
+            esc.close()
+            raise
         if held is None:
             jump(esc, all_can=all_can)
         else:
@@ -301,9 +329,10 @@ class StationRig:
         with self.connect() as esc, step("check the new version", expected=str(image.version)):
             after = esc.info
             assert after is not None
-            check_update_took(before, after, image)
+            verdict = check_update_took(before, after, image)
             nodes = check_nodes_agree(esc, node_ids, after) if all_can else {}
-        proof = f"{back.proof}, {same_board(self.locator.url, before.uid, after.uid)}"
+        check_identity_sent(after)
+        proof = f"{back.proof}, {same_board(self.locator.url, before.uid, after.uid)}, {verdict}"
         log.info("%s: %s -> %s in %.3f s (%s)", self.name, before.version, after.version, upload.times.total_s, proof)
         return UpdateResult(upload, before, after, proof, nodes)
 

@@ -24,8 +24,9 @@ from typing import Any
 
 from rig.client.esc import Esc
 from rig.device.firmware import fw_version_fields_for
+from rig.device.memory import UID_BYTES
 from rig.durable import remove_durably
-from rig.errors import ConfigError, Diagnosis, RigError
+from rig.errors import ConfigError, Diagnosis, IdentityLost, RigError
 from rig.firmware.config import KINDS, ConfigBackup, read_backup, write_verified
 from rig.station.state import StateDir
 
@@ -33,15 +34,8 @@ log = logging.getLogger(__name__)
 
 PENDING = "pending"  # taken before an operation: restore after it
 UNDO = "undo"  # kept for the user after a deliberate config write
-UID_BYTES = 12
 
 Node = tuple[int | None, Esc]  # (CAN id, or None for the USB node; its client)
-
-
-class IdentityLost(RigError):
-    """A node whose FW_VERSION lacks the UID its firmware version must send, or two nodes with one UID."""
-
-    diagnosis = Diagnosis.IDENTITY_LOST
 
 
 def node_name(can_id: int | None) -> str:

@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from rig import interrupts
 from rig.client.esc import Esc, Timeouts
 from rig.device.memory import BOOTLOADER_BASE, BOOTLOADER_SECTOR, BOOTLOADER_SIZE, FLASH_BASE, sectors_touching
 from rig.errors import Diagnosis, RigError
@@ -183,11 +184,13 @@ class StationSession:
         """Every byte sent and received on the station's port, timestamped (for reports)."""
         return self.bench.trace
 
-    def check_lease(self) -> None:
-        """LeaseLost if the station is no longer ours; RigError if the session was never opened."""
+    def check_lease(self, where: str = "before a step") -> None:
+        """Before every step: LeaseLost if the station is no longer ours, RigError if the session was never
+        opened, Interrupted if a signal asked the rig to stop (this is a safe point)."""
         if self.lease is None:
             raise RigError(f"station session {self.key} is not open (it holds no lease)")
         self.lease.check()
+        interrupts.check(f"{where} on {self.name}")
 
     def note(self, text: str) -> None:
         self.report.steps.append(text)

@@ -37,6 +37,7 @@ from rig.errors import Diagnosis, RigError
 from rig.events import step
 from rig.firmware.image import Image
 from rig.hardware.swd import ConnectMode, SwdConnectFailed, SwdSession
+from rig.interrupts import Interrupted
 from rig.protocol.commands import FirmwareVersion
 from rig.station.session import StationSession
 
@@ -249,6 +250,8 @@ class StationStrategy:
         try:
             do()
             outcome = "done"
+        except Interrupted:
+            raise
         except RigError as exc:
             outcome = f"failed: {exc} [{exc.diagnosis.value}]"
             diagnosis = exc.diagnosis.value

@@ -18,7 +18,7 @@ from typing import Literal
 import serial
 import serial.rfc2217
 
-from rig.errors import LinkError, LinkLost
+from rig.errors import LinkError, LinkLost, RigTimeout
 
 log = logging.getLogger(__name__)
 
@@ -174,8 +174,11 @@ class Link:
         chunk = data[:allowed]
         try:
             if chunk:
-                self.port.write(chunk)
-                self.port.flush()
+                self.port.write(chunk)  # bounded by write_timeout; no flush(): tcdrain has no bound at all
+        except serial.SerialTimeoutException as exc:
+            raise RigTimeout(
+                f"writing {len(chunk)} bytes to {self.url} (the device stopped taking them)", WRITE_TIMEOUT_S
+            ) from exc
         except IO_ERRORS as exc:
             self._lost = f"link {self.url} lost while writing: {exc}"
             raise LinkLost(self._lost) from exc

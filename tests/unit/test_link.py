@@ -21,7 +21,7 @@ import pytest
 
 from rig.captures.decode import decode_log
 from rig.client.esc import Esc, Timeouts
-from rig.errors import ConfigError, LinkError, LinkLost, RigTimeout
+from rig.errors import ConfigError, Diagnosis, LinkError, LinkLost, RigTimeout
 from rig.protocol import codecs as c
 from rig.protocol.commands import command_table, fw
 from rig.protocol.framing import FrameDecoder, encode_frame
@@ -142,6 +142,19 @@ def test_vanished_device_is_link_lost(pty: Pty) -> None:
     assert not link.is_open
     with pytest.raises(LinkLost):
         link.write(FW_VERSION)
+
+
+def test_a_device_that_stops_draining_ends_a_write_within_its_bound(pty: Pty) -> None:
+    """Nobody reads the master: the pty's buffer fills, and the write ends in a timeout naming the bound
+    (no tcdrain without a bound behind it)."""
+    link = Link.open(pty.path)
+    started = time.monotonic()
+    with pytest.raises(RigTimeout, match=r"writing \d+ bytes to .*stopped taking them.*within 2 s") as caught:
+        for _ in range(10_000):  # a few MB: far past any pty buffer
+            link.write(bytes(1024))
+    assert caught.value.diagnosis == Diagnosis.TIMEOUT
+    assert time.monotonic() - started < 30  # generous: the bound is 2 s per write
+    link.close()
 
 
 @pytest.mark.parametrize("url", ["/dev/does-not-exist-vesc-rig", "nosuchscheme://x"])
