@@ -248,10 +248,12 @@ def check_hardware(image: Image, hw_name: str, *, allow_wrong_hw: bool = False) 
         return
     if fits is None:
         raise WrongHardware(
-            f"cannot tell which hardware {image.source} is for; put it in a desktop-tool folder named after "
-            f"the hardware, name the hardware explicitly, or allow it explicitly"
+            f"cannot tell which hardware {image.source} is for: name it with --hw, put the image in a "
+            "desktop-tool folder named after the hardware, or upload it to any hardware with --allow-wrong-hw"
         )
-    raise WrongHardware(f"refusing {image.describe()}: the board reports hardware {hw_name!r}")
+    raise WrongHardware(
+        f"refusing {image.describe()}: the board reports hardware {hw_name!r} (--allow-wrong-hw to force it)"
+    )
 
 
 def base_address(image: Image) -> int:

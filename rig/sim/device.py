@@ -216,8 +216,9 @@ class SimEsc:
 
     @staticmethod
     def _factory_flash(spec: SimEscSpec, clock: DeviceClock) -> Flash:
-        """Flash as shipped: firmware at 0x08000000, bootloader in sector 11, default configs in EEPROM."""
-        flash = Flash(clock)
+        """Flash as shipped: firmware at 0x08000000, bootloader in sector 11, default configs in EEPROM. The
+        factory's programming costs the board no modelled time (it arrives programmed)."""
+        flash = Flash(DeviceClock(0.0))
         flash.program(FLASH_BASE, make_firmware_image(spec.hw, spec.fw))
         if spec.bootloader:
             flash.program(BOOTLOADER_BASE, make_bootloader_image())
@@ -225,6 +226,7 @@ class SimEsc:
         store = ConfigStore(flash)
         for kind in c.ConfigKind:
             store.write(kind, _default_config(profile, kind, spec.can_id))
+        flash.clock = clock
         return flash
 
     # --- state ---------------------------------------------------------------------------------------

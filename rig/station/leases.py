@@ -10,7 +10,8 @@ the labgrid coordinator for racks across hosts. The SQLite backend keeps one row
 holder, token, expiry and resources. Taking a station is one ``BEGIN IMMEDIATE`` transaction: look for
 an unexpired lease that conflicts, else insert. The holder's heartbeat thread pushes the expiry
 forward every ``ttl_s / 3``; a holder that dies (SIGKILL, a cancelled CI job, a runner that lost power)
-stops renewing, and after ``ttl_s`` the next run takes the station over.
+stops renewing, and after ``ttl_s`` the next run takes the station over; sooner on the same host, where
+a holder whose process no longer exists is known to be dead.
 
 A heartbeat that meets a transient error ("database is locked": another process holds the write lock
 for a while) keeps trying until the lease would expire; only then, or when another run really took the
@@ -27,6 +28,7 @@ labgrid backend. Expiry uses the wall clock (``time.time()``), the only clock th
 
 from __future__ import annotations
 
+import getpass
 import json
 import logging
 import os
@@ -56,7 +58,9 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS lease (
     token TEXT NOT NULL,
     acquired REAL NOT NULL,
     expires REAL NOT NULL,
-    resources TEXT NOT NULL
+    resources TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL
 )"""
 
 
@@ -93,6 +97,22 @@ class LeaseInfo:
     acquired: float
     expires: float
     resources: tuple[str, ...] = ()
+    host: str = ""
+    pid: int = 0
+
+    @property
+    def holder_dead(self) -> bool:
+        """Whether the holding process is known to be gone: it ran on this host and its pid no longer exists
+        (a killed run's station is free at once here, not only after the TTL)."""
+        if self.host != socket.gethostname() or self.pid <= 0:
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
 
     @property
     def expires_text(self) -> str:
@@ -102,7 +122,7 @@ class LeaseInfo:
 def default_holder() -> str:
     """Who this process is, as other runs read it: user, host, pid, and the CI job if there is one."""
     job = os.environ.get("CI_JOB_ID") or os.environ.get("GITHUB_RUN_ID") or os.environ.get("BUILD_TAG")
-    user = os.environ.get("USER") or os.environ.get("USERNAME") or "?"
+    user = getpass.getuser()
     return f"{user}@{socket.gethostname()}:{os.getpid()}" + (f" (job {job})" if job else "")
 
 
@@ -159,8 +179,8 @@ class SqliteLeases:
 
     def _rows(self, db: sqlite3.Connection) -> list[LeaseInfo]:
         return [
-            LeaseInfo(key, holder, token, acquired, expires, tuple(json.loads(resources)))
-            for key, holder, token, acquired, expires, resources in db.execute("SELECT * FROM lease")
+            LeaseInfo(key, holder, token, acquired, expires, tuple(json.loads(resources)), host, pid)
+            for key, holder, token, acquired, expires, resources, host, pid in db.execute("SELECT * FROM lease")
         ]
 
     def holder(self, key_or_resource: str) -> LeaseInfo | None:
@@ -168,10 +188,8 @@ class SqliteLeases:
         now = time.time()
         with self._transaction(time.monotonic() + self.ttl_s) as db:
             rows = self._rows(db)
-        return next(
-            (r for r in rows if r.expires > now and (r.key == key_or_resource or key_or_resource in r.resources)),
-            None,
-        )
+        live = (r for r in rows if r.expires > now and not r.holder_dead)
+        return next((r for r in live if r.key == key_or_resource or key_or_resource in r.resources), None)
 
     def try_acquire(
         self, key: str, resources: Collection[str], holder: str, *, deadline: float | None = None
@@ -186,17 +204,20 @@ class SqliteLeases:
                 conflicts = row.key == key or wanted.intersection(row.resources)
                 if not conflicts:
                     continue
-                if row.expires > now:
+                if row.expires > now and not row.holder_dead:
                     return None, row
                 taken_over.append(row)
                 db.execute("DELETE FROM lease WHERE key = ? AND token = ?", (row.key, row.token))
-            info = LeaseInfo(key, holder, token, now, now + self.ttl_s, tuple(sorted(wanted)))
+            info = LeaseInfo(
+                key, holder, token, now, now + self.ttl_s, tuple(sorted(wanted)), socket.gethostname(), os.getpid()
+            )
             db.execute(
-                "INSERT INTO lease VALUES (?, ?, ?, ?, ?, ?)",
-                (key, holder, token, now, info.expires, json.dumps(info.resources)),
+                "INSERT INTO lease VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (key, holder, token, now, info.expires, json.dumps(info.resources), info.host, info.pid),
             )
         for row in taken_over:
-            log.warning("%s: took over the expired lease of %s (expired %s)", key, row.holder, row.expires_text)
+            why = f"its process {row.pid} is gone" if row.expires > now else f"it expired {row.expires_text}"
+            log.warning("%s: took over the lease of %s (%s)", key, row.holder, why)
         return Lease(self, info), None
 
     def acquire(self, key: str, resources: Collection[str] = (), *, bound_s: float, holder: str | None = None) -> Lease:

@@ -184,13 +184,18 @@ class StationSession:
         """Every byte sent and received on the station's port, timestamped (for reports)."""
         return self.bench.trace
 
-    def check_lease(self, where: str = "before a step") -> None:
-        """Before every step: LeaseLost if the station is no longer ours, RigError if the session was never
-        opened, Interrupted if a signal asked the rig to stop (this is a safe point)."""
+    def check_lease(self) -> None:
+        """LeaseLost if the station is no longer ours; RigError if the session was never opened."""
         if self.lease is None:
             raise RigError(f"station session {self.key} is not open (it holds no lease)")
         self.lease.check()
-        interrupts.check(f"{where} on {self.name}")
+
+    def begin(self, what: str) -> None:
+        """Before every step that writes to the board (a safe point): the lease must still be ours, and a
+        signal that asked the rig to stop stops it here (Interrupted). Clean-up (giving configs back) does
+        not pass here, so it still runs after a stop."""
+        self.check_lease()
+        interrupts.check(f"before {what} on {self.name}")
 
     def note(self, text: str) -> None:
         self.report.steps.append(text)
@@ -281,7 +286,9 @@ class StationSession:
         self, image: Image, *, all_can: bool = False, window: int = 1, progress: Progress | None = None
     ) -> UpdateResult:
         """Firmware over USB, as VESC Tool does, with the configs kept and the new version proven."""
-        self.check_lease()
+        self.begin("an update")
+        if self.bench.has_port and (info := self.bench.probe()) is not None:
+            self.check_image(image, info.hw_name or "")  # refused before anything is backed up or written
         with self.preserving_configs(f"update to {image.version or image.source}"), self._watching_bootloader():
             self.check_lease()
             result = self.bench.update(
@@ -310,7 +317,7 @@ class StationSession:
         self, image: Image, *, all_can: bool = False, window: int = 1, progress: Progress | None = None
     ) -> UploadResult:
         """A bootloader over USB into sector 11 (the firmware keeps running), with the configs kept."""
-        self.check_lease()
+        self.begin("a bootloader upload")
         info = self.read_board()
         if image.hw_names:
             self.check_image(image, info.hw_name or "")
@@ -342,7 +349,7 @@ class StationSession:
 
     def write_config(self, *blobs: ConfigBlob, made_for: FirmwareVersion, force: bool = False) -> ConfigCare:
         """Write configs (F8 layout guard), read each back; the configs before stay on disk as undo files."""
-        self.check_lease()
+        self.begin("a config write")
         kinds = " and ".join(blob.kind.value for blob in blobs)
         care = self._take(f"write {kinds}", purpose=UNDO)
         self.report.configs.append(care)
@@ -355,7 +362,7 @@ class StationSession:
 
     def restore_backup(self, backup: ConfigBackup, *, force: bool = False) -> ConfigCare:
         """Write a saved backup (both configs) and verify it; the configs before stay as undo files."""
-        self.check_lease()
+        self.begin("a config restore")
         care = self._take("restore a backup", purpose=UNDO)
         self.report.configs.append(care)
         with self.connect() as esc:
@@ -390,7 +397,7 @@ class StationSession:
         swd: SwdSession | None = None,
     ) -> FlashResult:
         """Program checked images over SWD; the bootloader sector and a mass erase need the permit."""
-        self.check_lease()
+        self.begin("SWD programming")
         if chip_erase:
             self._require_mass_erase()
         for image in images:
@@ -408,7 +415,7 @@ class StationSession:
         self, *, mass: bool = False, start: int = FLASH_BASE, length: int = 0, swd: SwdSession | None = None
     ) -> float:
         """Mass erase, or erase the sectors of a range, over SWD (permit rules as for programming)."""
-        self.check_lease()
+        self.begin("an SWD erase")
         if mass:
             self._require_mass_erase()
         else:
@@ -442,7 +449,7 @@ class StationSession:
     # --- power --------------------------------------------------------------------------------------
 
     def power(self, on: bool) -> None:
-        self.check_lease()
+        self.begin("switching power")
         with step("power " + ("on" if on else "off"), station=self.name):
             self.bench.power_channel().switch(on)
         self.note(f"power {'on' if on else 'off'}")
@@ -455,7 +462,7 @@ class StationSession:
         return back_s + answer_s
 
     def power_cycle(self) -> PowerCycleResult:
-        self.check_lease()
+        self.begin("a power cycle")
         result = self.bench.power_cycle()
         self.note(f"power cycled ({result.proof})")
         return result

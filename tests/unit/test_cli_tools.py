@@ -197,6 +197,20 @@ def test_bootloader_written_over_usb(fresh: SimRack, tmp_path: Path, capsys: pyt
     assert rig_json(capsys, "info", port(fresh))["fw_version"]["version"] == "6.02"  # firmware kept running
 
 
+def test_bootloader_over_usb_to_firmware_without_erase_bootloader_is_refused(
+    fresh: SimRack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """3.40 has no ERASE_BOOTLOADER: writing over the shipped bootloader would AND the two images together."""
+    image = tmp_path / "generic.bin"
+    image.write_bytes(make_bootloader_image("other"))
+    flash = fresh.device("esc-340").flash
+    before = flash.read(BOOTLOADER_BASE, BOOTLOADER_IMAGE_SIZE)
+    code, _, err = rig(capsys, "bootloader", port(fresh, "esc-340"), str(image))
+    assert code == 1 and "has no ERASE_BOOTLOADER" in err and "--allow-destructive" in err, err
+    assert flash.read(BOOTLOADER_BASE, BOOTLOADER_IMAGE_SIZE) == before
+    assert rig_json(capsys, "info", port(fresh, "esc-340"))["fw_version"]["version"] == "3.40"
+
+
 # --- configs ---------------------------------------------------------------------------------------
 
 

@@ -193,6 +193,11 @@ def test_factory_run_over_blank_boards_one_with_a_fault(
     assert all(r["run_id"] == "tray-1" and r["hw"] == "60" for r in records.values())
     good = checks(records["a"])
     assert good["fw_version"]["value"] == "6.04" and good["uid"]["value"] == sim.device("a").spec.uid.hex()
+    for name, record in records.items():  # the UID column, from the first identity read: findable by UID
+        assert record["uid"] == sim.device(name).spec.uid.hex(), (name, record)
+    uid_d = sim.device("d").spec.uid.hex()
+    code, out, _ = rig(capsys, "records", "list", "--db", str(db), "--uid", uid_d, "--json")
+    assert code == 0 and [r["station"] for r in json.loads(out)] == ["d"]
     assert (good["v_in"]["low"], good["v_in"]["high"], good["v_in"]["passed"]) == (8.0, 60.0, True)
     assert good["fault"]["value"] == 0 and good["usb update"]["value"].startswith("6.03 -> 6.04")
     assert {"mcconf defaults verified", "appconf defaults verified", "swd verified"} <= set(good)

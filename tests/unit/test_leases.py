@@ -20,7 +20,9 @@ STOP_BOUND_S = 5.0
 
 HOLDER = textwrap.dedent(
     """
-    import sys, time
+    import socket, sys, time
+    if sys.argv[3] == "other-host":
+        socket.gethostname = lambda: "other-host"  # a holder on another host: only its expiry tells it is dead
     from rig.station.leases import SqliteLeases
     leases = SqliteLeases(sys.argv[1], ttl_s=float(sys.argv[2]))
     lease = leases.acquire("rack/esc1", ["port:/dev/esc1"], bound_s=5, holder="doomed-job")
@@ -30,10 +32,24 @@ HOLDER = textwrap.dedent(
 )
 
 
-def test_a_killed_holders_lease_is_taken_over_once_it_expires(tmp_path: Path) -> None:
+def test_a_killed_holder_on_this_host_frees_the_station_at_once(tmp_path: Path) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(tmp_path), "30", "this-host"], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    leases = SqliteLeases(tmp_path)
+    assert leases.holder("rack/esc1") is not None
+    holder.send_signal(signal.SIGKILL)
+    holder.wait(STOP_BOUND_S)
+    assert leases.holder("rack/esc1") is None  # its pid is gone: not a holder any more
+    with leases.acquire("rack/esc1", bound_s=0.0, holder="next-job") as taken:
+        assert leases.holder("rack/esc1") == taken.info
+
+
+def test_a_killed_holders_lease_elsewhere_is_taken_over_once_it_expires(tmp_path: Path) -> None:
     ttl_s = 1.0
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(tmp_path), str(ttl_s)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", HOLDER, str(tmp_path), str(ttl_s), "other-host"], stdout=subprocess.PIPE, text=True
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"

@@ -18,15 +18,17 @@ from pathlib import Path
 import pytest
 
 from rig.cli import main
-from rig.firmware.config import read_backup, write_verified
+from rig.errors import IdentityLost
+from rig.firmware.config import ConfigBackup, read_backup, write_verified
 from rig.firmware.image import load_bootloader, load_firmware
 from rig.protocol.codecs import ConfigBlob, ConfigKind
 from rig.protocol.commands import FirmwareVersion
 from rig.sim.image import make_bootloader_image, make_firmware_image
 from rig.sim.serve import SimRack
+from rig.station.configs import check_identity
 from rig.station.leases import SqliteLeases
 from rig.station.permissions import Permit
-from rig.station.rack import load_rack
+from rig.station.rack import load_rack, parse_rack
 from rig.station.session import StationSession
 from rig.station.state import StateDir
 from rig.station.strategy import Running, StationStrategy, Status
@@ -259,3 +261,35 @@ def test_strategy_powers_on_an_off_board_and_power_cycles_a_silent_one(sim: SimR
         done = strategy.transition(Running(target))
         assert done.initial.status == Status.SILENT and done.actions == ["power cycle"]
         assert done.final.status == Status.RUNNING and done.final.version == FirmwareVersion(5, 2)
+
+
+# --- backups keyed safely -------------------------------------------------------------------------------
+
+
+def test_two_nodes_that_claim_one_uid_are_refused_before_anything_is_written(tmp_path: Path) -> None:
+    """A dual board whose CAN peer reports the local node's UID: one backup file per UID would let the second
+    overwrite the first, so the session refuses to back up (and so to update) at all."""
+    uid = "00112233445566778899aabb"
+    rack = {
+        "name": "twins",
+        "simulated": True,
+        "station": [
+            {"name": "dual", "sim": {"hw": "60", "fw": "6.02", "uid": uid, "peers": [{"can_id": 1, "uid": uid}]}}
+        ],
+    }
+    state = StateDir.at(tmp_path / "state")
+    with (
+        SimRack(parse_rack(rack, tmp_path / "twins.toml"), tmp_path / "run") as sim,
+        StationSession(sim.resolved, "dual", state=state) as session,
+        pytest.raises(IdentityLost, match="both report UID 00112233445566778899aabb"),
+        session.preserving_configs("update"),
+    ):
+        raise AssertionError("the block must not run")
+    assert not list(state.backups.rglob("*.json"))
+
+
+def test_a_node_without_the_uid_its_version_sends_has_lost_its_identity() -> None:
+    blob = {kind: ConfigBlob(kind, 1, b"\x00") for kind in ConfigKind}
+    with pytest.raises(IdentityLost, match="runs firmware 6.02, which sends its 12-byte STM32 UID"):
+        check_identity([(None, ConfigBackup(FirmwareVersion(6, 2), "60", "", blob))])
+    check_identity([(None, ConfigBackup(FirmwareVersion(3, 7), "60", "", blob))])  # 3.07 did not send one yet
