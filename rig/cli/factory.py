@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.markup import escape
 from rich.table import Table
 
@@ -306,7 +306,7 @@ def table(rack_name: str, run_id: str, results: list[BoardResult]) -> Table:
     out = Table(title=f"rack {rack_name}: factory run {run_id}")
     for column in ("station", "verdict", "record", "UID", "hw", "firmware", "failed", "left", "time"):
         folds = column in ("failed", "left")
-        justify = "right" if column in ("record", "time") else "left"
+        justify: JustifyMethod = "right" if column in ("record", "time") else "left"
         out.add_column(column, overflow="fold", no_wrap=not folds, justify=justify, ratio=1 if folds else None)
     for r in results:
         verdict = "[green]PASS[/]" if r.verdict == PASS else f"[red]{r.verdict}[/]"

@@ -71,6 +71,7 @@ def usb_serial_of(path: str) -> str | None:
 def target(args: argparse.Namespace, url: str | None = None) -> tuple[Rack, str]:
     """The rack and station a command acts on: --rack/--station, or a one-station rack around the port."""
     url = url or getattr(args, "url", None)
+    assert url is None or isinstance(url, str)
     if getattr(args, "rack", None) is not None:
         if url:
             args.parser.error("give a port or --rack/--station, not both")
@@ -80,6 +81,7 @@ def target(args: argparse.Namespace, url: str | None = None) -> tuple[Rack, str]
         return rack, rack.station(args.station).name
     if not url:
         args.parser.error("give the board's port (or --rack FILE --station NAME)")
+        raise AssertionError("unreachable: argparse exits")
     network = "://" in url
     usb_serial = args.usb_serial or (None if network else usb_serial_of(url))
     station = Station(name=url, port=None if network else url, url=url if network else None, usb_serial=usb_serial)

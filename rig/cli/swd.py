@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from rig.cli.session import add_state_options, permit, session_json, tell
-from rig.device.memory import BOOTLOADER_BASE, FLASH_BASE
+from rig.device.memory import BOOTLOADER_BASE, BOOTLOADER_SIZE, FLASH_BASE
 from rig.errors import RigError
 from rig.firmware.image import Image, flash_segments, load_for_swd
 from rig.hardware.swd import ConnectMode, SwdSession
@@ -48,7 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "flash",
         help="program a .hex (merged images too) or a .bin, then verify by reading back",
         description="Program an image with pyocd (smart flash off: every page erased and written), then read it "
-        "back and compare. A .bin needs --address: firmware at 0x08000000, bootloader at 0x080E0000.",
+        f"back and compare. A .bin needs --address: firmware at {FLASH_BASE:#010x}, "
+        f"bootloader at {BOOTLOADER_BASE:#010x}.",
     )
     flash.add_argument("image", type=Path, help=".hex or .bin file")
     _address_option(flash)
@@ -64,7 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         nargs=2,
         type=_integer,
         metavar=("START", "LEN"),
-        help="erase every sector touching START..START+LEN (e.g. 0x080E0000 0x20000: the bootloader sector)",
+        help=f"erase every sector touching START..START+LEN (e.g. {BOOTLOADER_BASE:#010x} {BOOTLOADER_SIZE:#x}: "
+        "the bootloader sector)",
     )
     _target_options(erase, run_erase)
 
@@ -79,7 +81,7 @@ def _address_option(parser: argparse.ArgumentParser) -> None:
         "--address",
         type=_address,
         default=None,
-        help="where a .bin goes: an address (0x080E0000) or 'firmware' / 'bootloader'",
+        help=f"where a .bin goes: an address ({BOOTLOADER_BASE:#010x}) or 'firmware' / 'bootloader'",
     )
 
 

@@ -21,7 +21,7 @@ import json
 import logging
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
@@ -156,9 +156,7 @@ class Record:
 
     def note_identity(self, uid: str, hw: str | None = None) -> None:
         """The board's UID (and hardware name) as soon as it is first read: the record is findable by UID."""
-        self.store._execute(
-            "UPDATE records SET uid = ?, hw = COALESCE(?, hw) WHERE id = ?", (uid, hw or None, self.id)
-        )
+        self.store._execute("UPDATE records SET uid = ?, hw = COALESCE(?, hw) WHERE id = ?", (uid, hw or None, self.id))
 
     def note_firmware(self, fw: str, bootloader: str | None = None) -> None:
         """The board now runs other firmware (or bootloader) than when the record was opened."""
@@ -254,12 +252,9 @@ class RecordStore:
                 "SELECT name, value, low, high, unit, passed, at FROM checks WHERE record_id = ? ORDER BY id",
                 (row[0],),
             ).fetchall()
-            out.append(
-                BoardRecord(
-                    *row,  # type: ignore[arg-type]
-                    checks=[CheckResult(n, v, lo, hi, u, bool(p), at) for n, v, lo, hi, u, p, at in checks],
-                )
-            )
+            board = BoardRecord(*row)  # type: ignore[arg-type]  # the columns, in the dataclass's order
+            found = [CheckResult(n, v, lo, hi, u, bool(p), at) for n, v, lo, hi, u, p, at in checks]
+            out.append(replace(board, checks=found))
         return out
 
     def close(self) -> None:

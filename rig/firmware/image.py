@@ -5,11 +5,11 @@ corrupt hex, too large, for other hardware) is refused while the board is still 
 
 Facts (facts sheet sections 5, 6, 8; VESC Tool vescinterface.cpp fwUpload):
 - the upload is a 6-byte header (u32 size, u16 CRC-16/XMODEM of the image) followed by the image,
-  written from offset 0 of the new-app buffer (0x08080000, 3 x 128 KB);
+  written from offset 0 of the new-app buffer (3 x 128 KB);
 - images of 393209..699999 bytes are heatshrink-compressed (window 13, lookahead 5) and the size
   field becomes 0xCC << 24 | compressed size, the CRC being over the compressed bytes;
 - the bootloader rejects a size above 393216, so an image that does not fit even compressed is refused;
-- a bootloader image is written without header at offset 0x60000 (= 0x080E0000, sector 11).
+- a bootloader image is written without header into the bootloader sector (rig.device.memory).
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ def load_firmware(path: Path, *, hw_names: tuple[str, ...] = (), version: Firmwa
 
 
 def load_bootloader(path: Path, *, hw_names: tuple[str, ...] = ()) -> Image:
-    """Load a bootloader image (.bin or .hex at 0x080E0000) and check it."""
+    """Load a bootloader image (.bin, or .hex at the bootloader sector) and check it."""
     return _checked(
         ImageKind.BOOTLOADER, _load(path, BOOTLOADER_BASE, BOOTLOADER_LIMIT, "bootloader"), str(path), hw_names
     )
@@ -257,7 +257,7 @@ def check_hardware(image: Image, hw_name: str, *, allow_wrong_hw: bool = False) 
 
 
 def base_address(image: Image) -> int:
-    """Where an image lives in flash (SWD): firmware at 0x08000000, bootloader at 0x080E0000."""
+    """Where an image lives in flash (SWD): firmware at the flash base, a bootloader in its sector."""
     return FLASH_BASE if image.kind == ImageKind.FIRMWARE else BOOTLOADER_BASE
 
 
@@ -268,7 +268,7 @@ def flash_segments(images: Sequence[Image]) -> tuple[tuple[int, bytes], ...]:
 
 def load_for_swd(path: Path, address: int | None = None, *, hw_names: tuple[str, ...] = ()) -> tuple[Image, ...]:
     """The images an SWD file holds: a .hex (firmware, bootloader, or both merged; anything else is refused),
-    or a .bin at `address` (the firmware's 0x08000000 or the bootloader's 0x080E0000). Every part is
+    or a .bin at `address` (the firmware's base or the bootloader sector's). Every part is
     checked as an image of its kind, before anything is erased."""
     if path.suffix.lower() in (".hex", ".ihex"):
         if address is not None:

@@ -54,6 +54,7 @@ MARKERS = {
     "destructive": "erases or bricks a board on purpose; on hardware only with --allow-destructive",
 }
 LEASE_WAIT_S = 60.0
+SIM_MIN_BOUND_S = 2.5  # the shortest wait a fast simulator gets: its boards reboot at once, the host may be busy
 EXIT_INTERRUPTED = 130
 
 
@@ -236,17 +237,17 @@ def state_dir(config: pytest.Config, spec: Rack, fallback: Path | None) -> State
 
 
 def hardware_bounds(speed: float | None) -> Bounds:
-    """Hardware bounds; a simulator running faster than real time gets them scaled down (at least 5 s),
-    so a board that never comes back fails in seconds instead of a minute."""
+    """Hardware bounds; a simulator running faster than real time gets them scaled down (at least
+    SIM_MIN_BOUND_S), so a board that never comes back fails in seconds instead of a minute."""
     hw = Bounds()
     if speed is None or speed >= 1.0:
         return hw
     scale = max(speed, 0.0)
     return Bounds(
         connect_s=hw.connect_s,
-        gone_s=hw.gone_s,
-        back_s=max(5.0, hw.back_s * scale),
-        answer_s=max(5.0, hw.answer_s * scale),
+        gone_s=max(SIM_MIN_BOUND_S, hw.gone_s * scale),
+        back_s=max(SIM_MIN_BOUND_S, hw.back_s * scale),
+        answer_s=max(SIM_MIN_BOUND_S, hw.answer_s * scale),
         settle_s=hw.settle_s * scale,
     )
 

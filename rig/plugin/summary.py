@@ -19,7 +19,7 @@ class StationSummary:
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         station = dict(report.user_properties).get("station")
-        if station is None:
+        if not isinstance(station, str):
             return
         if report.when == "call" or (report.when == "setup" and not report.passed):
             outcome = "error" if report.when == "setup" and report.failed else report.outcome

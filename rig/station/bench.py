@@ -224,8 +224,8 @@ class StationRig:
                 board_spec = self.rack.relay(self.spec.relay.board)
                 board = open_relay_board(board_spec.kind, board_spec.url, **board_spec.open_options)
                 self._channel = PowerChannel(board, self.spec.relay.channel, self.spec.relay.board)
-            elif self.supply() is not None:
-                self._channel = PowerChannel(SupplyOutput(self.supply()), 1, f"{self.spec.supply} output")
+            elif (supply := self.supply()) is not None:
+                self._channel = PowerChannel(SupplyOutput(supply), 1, f"{self.spec.supply} output")
             else:
                 raise PowerError(f"station {self.name} has no relay channel or supply in the rack file")
         return self._channel

@@ -1,7 +1,7 @@
 """Rack files: which ESCs a rack has, how to reach them, and what powers and programs them.
 
 A rack file is TOML (read with tomllib); ``fixtures/racks/example.toml`` documents every key. A
-simulated rack (``simulated = true``) is served by :class:`rig.sim.serve.SimRack`, which fills in
+simulated rack (``simulated = true``) is served by the simulator (``rig sim serve``), which fills in
 ports and addresses and writes the *resolved* rack (``rack.toml`` in its run directory, with the
 ``control`` key set): host code uses only a resolved rack, exactly as it uses a rack of hardware.
 
@@ -24,7 +24,7 @@ from rig.errors import RackFileError
 from rig.hardware.power.base import BOARD_KINDS, SUPPLY_KINDS
 
 DEFAULT_PORT_DIR = "by-id"
-SIM_RELAY_KINDS = ("lcus", "numato", "modbus-coils", "modbus-registers")  # what rig.sim can serve
+SIM_RELAY_KINDS = ("lcus", "numato", "modbus-coils", "modbus-registers")  # what the simulator can serve
 SWD_CONNECT_MODES = ("halt", "pre-reset", "under-reset", "attach")  # pyocd's connect_mode values (ConnectMode)
 MODBUS_TRANSPORTS = ("tcp", "rtu")
 URL_SCHEMES = ("socket", "rfc2217", "loop", "spy", "alt", "hwgrep")  # pyserial URL handlers
@@ -70,7 +70,7 @@ class RelayBoardSpec:
     tcp: str | None = None  # "HOST:PORT" for Modbus TCP
     channels: int = 8
     options: Mapping[str, Any] = field(default_factory=dict)  # unit, baudrate, readback, argv, ...
-    transport: str = "tcp"  # simulated Modbus boards only: how rig.sim serves it (tcp or rtu)
+    transport: str = "tcp"  # simulated Modbus boards only: how the simulator serves it (tcp or rtu)
 
     @property
     def url(self) -> str:
@@ -124,7 +124,7 @@ class SimNode:
 
 @dataclass(frozen=True)
 class SimSpec:
-    """How rig.sim builds a station: its USB node, CAN peers (a dual board), and an optional TCP bridge."""
+    """How the simulator builds a station: its USB node, CAN peers (a dual board), and an optional TCP bridge."""
 
     node: SimNode
     peers: tuple[SimNode, ...] = ()
@@ -253,10 +253,15 @@ def parse_rack(data: Mapping[str, Any], path: Path | str = "<rack>") -> Rack:
     """Validate the parsed TOML of a rack file."""
     top = _Entry(str(path), "rack", data)
     simulated = top.flag("simulated", False)
-    name = top.text("name", required=True)
-    port_dir = top.text("port_dir", DEFAULT_PORT_DIR) if simulated else top.forbid("port_dir", "simulated racks")
-    control = top.text("control") if simulated else top.forbid("control", "simulated racks")
-    sim_speed = top.number("sim_speed", None, low=0.0) if simulated else top.forbid("sim_speed", "simulated racks")
+    name = top.required_text("name")
+    port_dir, control, sim_speed = DEFAULT_PORT_DIR, None, None
+    if simulated:
+        port_dir = top.text("port_dir", DEFAULT_PORT_DIR) or DEFAULT_PORT_DIR
+        control = top.text("control")
+        sim_speed = top.number("sim_speed", None, low=0.0)
+    else:
+        for key in ("port_dir", "control", "sim_speed"):
+            top.forbid(key, "simulated racks")
     relays = tuple(_relay(e, simulated) for e in top.tables("relay"))
     supplies = tuple(_supply(e, simulated) for e in top.tables("supply"))
     top.unique("relay", [r.name for r in relays])
@@ -272,7 +277,7 @@ def parse_rack(data: Mapping[str, Any], path: Path | str = "<rack>") -> Rack:
     top.done()
     if not stations:
         raise RackFileError(f"{path}: rack: no [[station]] entries")
-    rack = Rack(name, stations, relays, supplies, simulated, port_dir or DEFAULT_PORT_DIR, control, Path(path))
+    rack = Rack(name, stations, relays, supplies, simulated, port_dir, control, Path(path))
     return replace(rack, leases=leases, state_dir=state_dir, sim_speed=sim_speed)
 
 
@@ -305,7 +310,7 @@ def _images(e: _Entry | None, path: Path) -> StationImages | None:
 
 def _relay(e: _Entry, simulated: bool) -> RelayBoardSpec:
     e.label = f"relay {e.data.get('name', '#' + str(e.index))!r}"
-    name = e.text("name", required=True)
+    name = e.required_text("name")
     kind = e.choice("kind", BOARD_KINDS, required=True)
     if simulated and kind not in SIM_RELAY_KINDS:
         e.fail("kind", f"{kind!r} cannot be simulated; simulated kinds: {', '.join(SIM_RELAY_KINDS)}")
@@ -340,7 +345,7 @@ def _relay(e: _Entry, simulated: bool) -> RelayBoardSpec:
 
 def _supply(e: _Entry, simulated: bool) -> SupplySpec:
     e.label = f"supply {e.data.get('name', '#' + str(e.index))!r}"
-    name = e.text("name", required=True)
+    name = e.required_text("name")
     kind = e.choice("kind", SUPPLY_KINDS, "rd6006")
     port, tcp = e.text("port"), e.host_port("tcp")
     unit = e.integer("unit", 1, low=0, high=247)
@@ -357,7 +362,7 @@ def _station(
     e: _Entry, simulated: bool, boards: Mapping[str, RelayBoardSpec], supplies: set[str], path: Path
 ) -> Station:
     e.label = f"station {e.data.get('name', '#' + str(e.index))!r}"
-    name = e.text("name", required=True)
+    name = e.required_text("name")
     port, url, usb_serial = e.text("port"), e.url("url"), e.text("usb_serial")
     bridge = e.url("bridge")
     if port and url:
@@ -373,7 +378,7 @@ def _station(
     tags = tuple(e.texts("tags"))
     sim = None
     if simulated:
-        sim = _sim(e.table("sim", required=True), name)
+        sim = _sim(e.required_table("sim"), name)
         if not can_ids:
             can_ids = tuple(n.can_id for n in sim.nodes)
         elif set(can_ids) != {n.can_id for n in sim.nodes}:
@@ -410,7 +415,7 @@ def _swd(e: _Entry, simulated: bool) -> SwdSpec | None:
     if table is None:
         return None
     probe = table.text("probe", required=not simulated)
-    target = table.text("target", required=True)
+    target = table.required_text("target")
     frequency = table.integer("frequency", 4_000_000, low=1_000, high=100_000_000)
     connect = table.choice("connect", SWD_CONNECT_MODES, "halt")
     table.done()
@@ -455,7 +460,7 @@ def _sim_node(e: _Entry, station: str, usb_node: SimNode | None) -> SimNode:
         if len(uid) != 12:
             e.fail("uid", f"{uid_text!r} is not 24 hex digits (the 12-byte STM32 UID)")
     bootloader = e.flag("bootloader", usb_node.bootloader if usb_node else True)
-    faults = tuple(e.texts("faults"))  # rig.sim checks the names when it serves the rack
+    faults = tuple(e.texts("faults"))  # the simulator checks the names when it serves the rack
     return SimNode(can_id, hw, fw, uid, bootloader, faults)
 
 
@@ -483,6 +488,11 @@ class _Entry:
         if not isinstance(value, kinds):
             self.fail(key, f"must be {what}, not {value!r}")
         return value
+
+    def required_text(self, key: str) -> str:
+        found = self.text(key, required=True)
+        assert found is not None  # _get raised for a missing one
+        return found
 
     def text(self, key: str, default: str | None = None, *, required: bool = False) -> str | None:
         value = self._get(key, str, "a string", required)
@@ -546,6 +556,11 @@ class _Entry:
     def table(self, key: str, *, required: bool = False) -> _Entry | None:
         value = self._get(key, dict, "a table", required)
         return None if value is None else _Entry(self.path, f"{self.label} {key}", value)
+
+    def required_table(self, key: str) -> _Entry:
+        found = self.table(key, required=True)
+        assert found is not None  # _get raised for a missing one
+        return found
 
     def tables(self, key: str) -> list[_Entry]:
         value = self._get(key, list, f"an array of tables ([[{key}]])", False) or []
@@ -624,6 +639,7 @@ def _dump(rack: Rack) -> str:
     if rack.simulated:
         top |= {"port_dir": rack.port_dir, "control": rack.control, "sim_speed": rack.sim_speed}
     out = _lines(top)
+    table: dict[str, Any]
     for board in rack.relays:
         table = {"name": board.name, "kind": board.kind, "port": board.port, "tcp": board.tcp}
         table |= {"channels": board.channels, **board.options}

@@ -254,17 +254,26 @@ class StationSession:
             self.report.configs.append(care)
 
     def _take(self, operation: str, purpose: str | None = None) -> ConfigCare:
-        if not self.bench.answers():
-            care = ConfigCare(operation)
-            self.note(f"{operation}: board does not answer, its configs could not be backed up first")
-            return care
-        with self.connect() as esc:
+        """Back up every node's configs on one connection; a board that does not answer gets none."""
+        try:
+            esc = self._connect_if_there()
+        except RigError as exc:
+            self.note(f"{operation}: board does not answer ({exc}), its configs could not be backed up first")
+            return ConfigCare(operation)
+        with esc:
             nodes = self.nodes(esc)
             orphans = [] if self._orphans_checked else self.keeper.recover_orphans(nodes, {self.session_id})
             self._orphans_checked = True
             care = self.keeper.take(nodes, operation, **({"purpose": purpose} if purpose else {}))
         care.orphans = orphans
         return care
+
+    def _connect_if_there(self) -> Esc:
+        """A connection to the board, failing at once (RigError) when its port is not there."""
+        locator = self.bench.locator
+        if not self.bench.has_port or (locator.observable and locator.current() is None):
+            raise RigError(f"no port for {self.name}")
+        return self.connect()
 
     def _give_back(self, care: ConfigCare, *, quiet: bool) -> None:
         try:
@@ -287,8 +296,6 @@ class StationSession:
     ) -> UpdateResult:
         """Firmware over USB, as VESC Tool does, with the configs kept and the new version proven."""
         self.begin("an update")
-        if self.bench.has_port and (info := self.bench.probe()) is not None:
-            self.check_image(image, info.hw_name or "")  # refused before anything is backed up or written
         with self.preserving_configs(f"update to {image.version or image.source}"), self._watching_bootloader():
             self.check_lease()
             result = self.bench.update(

@@ -170,7 +170,7 @@ class StationStrategy:
         """The version of the USB node and, with all_can, of every CAN node the rack lists."""
         with self.session.connect() as esc:
             assert esc.info is not None
-            found = {esc.info.version}
+            found: set[FirmwareVersion | None] = {esc.info.version}
             if all_can:
                 found |= {client.fw_version().version for node, client in self.session.nodes(esc) if node is not None}
         return found

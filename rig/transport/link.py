@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import serial
 import serial.rfc2217
@@ -28,6 +28,7 @@ try:  # pyserial's POSIX backend lets termios.error (not an OSError) escape from
     IO_ERRORS: tuple[type[BaseException], ...] = (serial.SerialException, OSError, _termios_error)
 except ImportError:  # pragma: no cover - not POSIX
     IO_ERRORS = (serial.SerialException, OSError)
+READ_ERRORS: tuple[type[BaseException], ...] = (*IO_ERRORS, TypeError)  # TypeError: a socket closed under pyserial
 
 Direction = Literal["tx", "rx"]
 DEFAULT_BAUD = 115200  # what VESC Tool opens (ignored by USB CDC, matters for the UART app)
@@ -45,16 +46,18 @@ class Rfc2217Port(serial.rfc2217.Serial):
 
     _negotiated: tuple[object, ...] | None = None
 
+    # pyserial's RFC 2217 client keeps its line settings in attributes and methods its stubs do not declare;
+    # this subclass overrides exactly those internals (see the class docstring), hence the ignores.
     def _reconfigure_port(self) -> None:
-        settings = (self._baudrate, self._bytesize, self._parity, self._stopbits, self._rtscts, self._xonxoff)
+        settings = (self._baudrate, self._bytesize, self._parity, self._stopbits, self._rtscts, self._xonxoff)  # type: ignore[attr-defined]
         if settings != self._negotiated:
-            super()._reconfigure_port()
+            super()._reconfigure_port()  # type: ignore[misc]
             self._negotiated = settings
 
     def _internal_raw_write(self, data: bytes) -> None:
         """Telnet replies; pyserial's reader thread sends them and dies noisily if the server has gone."""
         try:
-            super()._internal_raw_write(data)
+            super()._internal_raw_write(data)  # type: ignore[misc]
         except OSError as exc:  # the server closed the connection: the reader sees it and ends the link
             log.debug("%s: %s", self.portstr, exc)
 
@@ -109,7 +112,7 @@ class Cut:
 class Link:
     """A pyserial port with tracing and an optional armed cut."""
 
-    def __init__(self, port: serial.SerialBase, url: str, trace: Trace | None = None) -> None:
+    def __init__(self, port: serial.Serial | Rfc2217Port, url: str, trace: Trace | None = None) -> None:
         self.port = port
         self.url = url
         self.trace = trace if trace is not None else Trace()
@@ -120,11 +123,13 @@ class Link:
     @classmethod
     def open(cls, url: str, *, baudrate: int = DEFAULT_BAUD, trace: Trace | None = None) -> Link:
         """Open a link from a pyserial URL or device path."""
+        port: serial.Serial | Rfc2217Port
         try:
             if url.startswith("rfc2217://"):
                 port = Rfc2217Port(url, baudrate=baudrate, timeout=0)
             else:
-                port = serial.serial_for_url(url, baudrate=baudrate, timeout=0, write_timeout=WRITE_TIMEOUT_S)
+                opened = serial.serial_for_url(url, baudrate=baudrate, timeout=0, write_timeout=WRITE_TIMEOUT_S)
+                port = cast(serial.Serial, opened)  # every URL handler's port has serial.Serial's interface
         except (serial.SerialException, OSError, ValueError) as exc:
             raise LinkError(f"cannot open {url}: {exc}") from exc
         log.debug("opened %s", url)
@@ -200,7 +205,7 @@ class Link:
                 waiting = self.port.in_waiting
                 if waiting:
                     data += self.port.read(waiting)
-        except (*IO_ERRORS, TypeError) as exc:
+        except READ_ERRORS as exc:
             # pyserial raises TypeError from a socket closed under it
             self._lost = f"link {self.url} lost while reading: {exc}"
             raise LinkLost(self._lost) from exc

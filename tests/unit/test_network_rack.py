@@ -235,8 +235,8 @@ def test_update_through_ser2net_is_proven_by_the_dropped_link(exported: Exported
         rig.close()
     uid = exported.sim.device("esc-602").spec.uid.hex()
     assert str(up.after.version) == "6.03" and str(down.after.version) == "6.02"
-    for result in (up, down):
-        assert result.proof == f"{DROPPED_PROOF}, same UID {uid}"
+    for result, version in ((up, "6.03"), (down, "6.02")):
+        assert result.proof == f"{DROPPED_PROOF}, same UID {uid}, runs {version}, the image's version"
 
 
 def test_same_board_words_and_refusal() -> None:

@@ -13,7 +13,7 @@ import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import serial
 
@@ -96,10 +96,11 @@ def check_channel(channel: int, first: int, last: int, what: str) -> None:
         raise PowerError(f"{what}: channel {channel} out of range {first}..{last}")
 
 
-def open_serial(url: str, *, baudrate: int, timeout_s: float, what: str) -> serial.SerialBase:
+def open_serial(url: str, *, baudrate: int, timeout_s: float, what: str) -> serial.Serial:
     """Open a serial port from a path or pyserial URL (socket://, /dev/serial/by-path/...)."""
     try:
-        return serial.serial_for_url(url, baudrate=baudrate, timeout=timeout_s, write_timeout=timeout_s)
+        port = serial.serial_for_url(url, baudrate=baudrate, timeout=timeout_s, write_timeout=timeout_s)
+        return cast(serial.Serial, port)  # every URL handler's port has serial.Serial's interface
     except (serial.SerialException, ValueError, OSError) as exc:
         raise PowerError(f"{what}: cannot open {url}: {exc}") from exc
 
