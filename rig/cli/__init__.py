@@ -10,7 +10,18 @@ import sys
 from rig.errors import RigError
 
 # Modules under rig.cli that add sub-commands; each has `register(subparsers)`.
-COMMAND_MODULES: tuple[str, ...] = ("trace", "sim", "power", "swd", "devices", "esc", "rack", "records", "factory")
+COMMAND_MODULES: tuple[str, ...] = (
+    "trace",
+    "sim",
+    "power",
+    "swd",
+    "devices",
+    "esc",
+    "config",
+    "rack",
+    "records",
+    "factory",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
