@@ -203,8 +203,10 @@ def test_file_errors(tmp_path: Path) -> None:
         ('port_dir = "x"\n' + REAL, ("rack", "'port_dir'", "simulated racks")),
         (REAL.replace("[[relay]]", '[[relay]]\nname = "cmd"\nkind = "command"\n[[relay]]', 1), ("'argv'", "missing")),
         ('name = "x"\nstation = 5\n', ("rack", "'station'", "array of tables")),
-        (REAL + "[station.config]\nmcconf = { l_current_max = [1, 2] }\n", ("station 'esc1' config mcconf",
-         "'l_current_max'", "must be a number, true/false or text")),  # fmt: skip
+        (
+            REAL + "[station.config]\nmcconf = { l_current_max = [1, 2] }\n",
+            ("station 'esc1' config mcconf", "'l_current_max'", "must be a number, true/false or text"),
+        ),  # fmt: skip
         (REAL + "[station.config]\nmotor = { x = 1 }\n", ("station 'esc1' config", "'motor'", "unknown key")),
         (REAL + "[station.config]\nmcconf = 5\n", ("station 'esc1' config", "'mcconf'", "a table")),
         (REAL + "[[config]]\nmcconf = { x = 1 }\n", ("config '#1'", "'hw'", "missing")),
