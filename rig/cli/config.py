@@ -27,13 +27,15 @@ from rig.cli.session import add_connection_options, add_state_options, add_targe
 from rig.config.apply import Assignment, SettingsResult, board_schemas, plan, write_settings
 from rig.config.codec import decode
 from rig.config.diff import FieldDiff, diff_values
+from rig.config.firmware_check import FirmwareLayout, field_problems, firmware_layout
 from rig.config.schema import Schema
 from rig.config.source import SchemaSource, import_schemas, layout_problem
 from rig.config.text import toml_table
-from rig.device.config_layouts import RELEASED_LAYOUTS
+from rig.device.config_layouts import BLDC_REFS, RELEASED_LAYOUTS
 from rig.errors import ConfigError, Diagnosis
 from rig.firmware.config import KINDS, ConfigBackup, read_backup
 from rig.protocol.codecs import ConfigKind
+from rig.protocol.commands import FirmwareVersion
 from rig.station.rack import load_rack
 from rig.station.state import StateDir
 
@@ -106,8 +108,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check = ssub.add_parser(
         "check",
         help="check every schema against the signature and size its firmware sends (exit 1 on a mismatch)",
+        description="With --bldc, also field by field (name, order, wire type, scale: the signature does not cover "
+        "scales) against the firmware's confgenerator.c of each version, and the rig's own layout table "
+        "against confgenerator.h.",
     )
     _source_options(check)
+    check.add_argument("--bldc", type=Path, help="a vedderb/bldc git directory (bare or .git) to compare with")
     check.set_defaults(func=run_schemas_check)
     imp = ssub.add_parser(
         "import",
@@ -387,7 +393,9 @@ def _schema_rows(source: SchemaSource) -> list[dict[str, Any]]:
         )
         problems = [p for v in file.versions if (p := layout_problem(schema, v))]
         known = [v for v in file.versions if v in RELEASED_LAYOUTS]
-        status = "mismatch" if problems else ("matches its firmware" if known else "no firmware facts")
+        status = (
+            "mismatch" if problems else ("matches its firmware (signature, size)" if known else "no firmware facts")
+        )
         rows.append(
             {
                 "file": str(file.path),
@@ -432,23 +440,69 @@ def _print_schemas(title: str, rows: list[dict[str, Any]]) -> None:
 
 
 def run_schemas_check(args: argparse.Namespace) -> int:
-    """Every version folder against rig.device.config_layouts; every released version must be found."""
+    """Every version folder against rig.device.config_layouts (and bldc's serializer with --bldc)."""
     source = schema_source(args, with_cache=False)
     rows = _schema_rows(source)
+    if not rows:
+        raise ConfigError(f"no schemas found in {source.describe()}", diagnosis=Diagnosis.CONFIG_SCHEMA_MISSING)
+    table: list[str] = []
+    if args.bldc is not None:
+        table = _check_against_bldc(args.bldc, source, rows)
     found = {(v, r["kind"]) for r in rows for v in r["versions"] if r["status"] != "no firmware facts"}
     missing = [f"{v} {k.value}" for v in RELEASED_LAYOUTS for k in ConfigKind if (str(v), k.value) not in found]
     bad = [r for r in rows if r["problems"]]
-    if not rows:
-        raise ConfigError(f"no schemas found in {source.describe()}", diagnosis=Diagnosis.CONFIG_SCHEMA_MISSING)
+    ok = not bad and not table
     if args.json:
-        emit_json({"source": source.describe(), "ok": not bad, "schemas": rows, "not_found": missing})
-    else:
-        _print_schemas(f"schemas in {source.describe()} against the firmware's signatures and sizes", rows)
-        matched = sum(1 for r in rows if r["status"] == "matches its firmware")
-        print(f"{matched} of {len(rows)} schema files match their firmware's signature and size; {len(bad)} do not")
-        if missing:
-            print(f"released layouts with no schema in the source: {', '.join(missing)}")
-    return 1 if bad else 0
+        doc = {"source": source.describe(), "ok": ok, "schemas": rows, "not_found": missing, "table": table}
+        emit_json(doc)
+        return 0 if ok else 1
+    against = "signatures and sizes" + (f", and bldc's serializer ({args.bldc})" if args.bldc else "")
+    print(f"schemas in {source.describe()} against the firmware's {against}:")
+    for r in rows:
+        versions = ", ".join(r["versions"]) or "-"
+        verdict = "; ".join(r["problems"]) if r["problems"] else r["status"]
+        print(
+            f"  {versions:<6} {r['kind']:<7} {r['signature']:>10} {r['size']:>4} B {r['fields']:>3} fields  {verdict}"
+        )
+    matched = sum(1 for r in rows if r["status"].startswith("matches"))
+    print(f"{matched} of {len(rows)} schema files match their firmware; {len(bad)} do not")
+    for problem in table:
+        print(f"layout table: {problem}")
+    if args.bldc is not None and not table:
+        print(f"layout table (rig.device.config_layouts): all {len(RELEASED_LAYOUTS)} versions match bldc")
+    if missing:
+        print(f"released layouts with no schema in the source: {', '.join(missing)}")
+    return 0 if ok else 1
+
+
+def _check_against_bldc(git_dir: Path, source: SchemaSource, rows: list[dict[str, Any]]) -> list[str]:
+    """Field-by-field problems go into each row; returns the layout table's own disagreements with bldc."""
+    layouts: dict[tuple[str, ConfigKind], FirmwareLayout] = {}
+
+    def layout(version: FirmwareVersion, kind: ConfigKind) -> FirmwareLayout:
+        key = (BLDC_REFS[version], kind)
+        if key not in layouts:
+            layouts[key] = firmware_layout(git_dir, key[0], kind)
+        return layouts[key]
+
+    files = {str(f.path): f for f in source.files()}
+    for row in rows:
+        file = files[row["file"]]
+        checked = [v for v in file.versions if v in BLDC_REFS]
+        for version in checked:
+            row["problems"] += [f"{version}: {p}" for p in field_problems(file.load(), layout(version, file.kind))]
+        if checked and not row["problems"]:
+            row["status"] = f"matches its firmware, field by field (bldc {', '.join(BLDC_REFS[v] for v in checked)})"
+    table = []
+    for version, kinds in RELEASED_LAYOUTS.items():
+        for kind, expected in kinds.items():
+            got = layout(version, kind)
+            if (got.signature, got.size) != (expected.signature, expected.size):
+                table.append(
+                    f"{version} {kind.value}: {expected.signature}/{expected.size} B, bldc {got.ref} has "
+                    f"{got.signature}/{got.size} B"
+                )
+    return table
 
 
 def run_schemas_import(args: argparse.Namespace) -> int:

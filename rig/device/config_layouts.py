@@ -69,6 +69,25 @@ RELEASED_LAYOUTS: dict[FirmwareVersion, dict[ConfigKind, ReleasedLayout]] = {
 }
 
 
+# The vedderb/bldc ref each row was read from (rig config schemas check --bldc compares against it).
+BLDC_REFS: dict[FirmwareVersion, str] = {
+    fw(version): ref
+    for version, ref in {
+        **{v: v for v in ("3.55", "3.56", "3.57", "3.59", "3.60", "3.61", "3.63", "3.64", "3.65", "3.66")},
+        **{v: v for v in ("4.00", "4.01", "4.02", "5.02", "5.03", "6.00")},
+        "3.58": "8619ccf4",  # "Updated compiled FWs" after the 3.58 tag: the released 3.58
+        "3.62": "dfc3ed23",  # "Final v3.62" (the tag 3.62 still says 3.61)
+        "5.00": "v5.00",  # the tag "5.00" carries 5.01
+        "5.01": "5.00",
+        "6.02": "release_6_02",
+        "6.05": "release_6_05",
+        "6.06": "release_6_06",
+        "7.00": "release_7_00",
+        "7.01": "b9d287b3",  # master when the table was read; 7.01 is a beta and moves
+    }.items()
+}
+
+
 def released_layout(version: FirmwareVersion, kind: ConfigKind) -> ReleasedLayout | None:
     """The layout firmware `version` has for `kind`, or None when the table does not know the version."""
     layouts = RELEASED_LAYOUTS.get(version)

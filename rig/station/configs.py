@@ -29,7 +29,7 @@ from rig.device.firmware import fw_version_fields_for
 from rig.durable import remove_durably
 from rig.errors import ConfigError, Diagnosis, RigError
 from rig.firmware.config import KINDS, ConfigBackup, read_backup, write_verified
-from rig.station.config_migration import migrate_node
+from rig.station.config_migration import migrate_node, write_back
 from rig.station.state import StateDir
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class NodeCare:
 
     def describe(self) -> str:
         if self.verified and self.migration:
-            what = f"restored by field and verified: {self.note}"
+            what = f"restored and verified by field: {self.note or 'the firmware requantized some values'}"
         elif self.verified:
             what = "restored and verified" if self.restored else "unchanged (verified)"
         else:
@@ -233,7 +233,7 @@ class ConfigKeeper:
             return
         for kind in KINDS:
             if now.blobs[kind] != backup.blobs[kind]:
-                write_verified(client, backup.blobs[kind], backup.version)
+                entry.migration += write_back(client, backup.blobs[kind], backup.version, self.schemas)
         entry.restored = entry.verified = True
 
     def keep_for_undo(self, care: ConfigCare) -> None:

@@ -16,10 +16,15 @@ from typing import Any
 import pytest
 
 from rig.cli import main
+from rig.config.apply import Assignment, plan, write_settings
+from rig.config.codec import decode, encode
 from rig.config.source import SchemaSource
+from rig.firmware.config import read_backup
 from rig.protocol.codecs import ConfigKind
 from rig.sim.serve import SimRack
 from rig.station.rack import parse_rack
+from rig.station.session import StationSession
+from rig.station.state import StateDir
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "fixtures" / "schemas"
 RACK = {
@@ -189,3 +194,27 @@ def test_a_missing_schema_names_the_expected_path(capsys: pytest.CaptureFixture[
     nothing = SchemaSource.resolve(environ={})
     with pytest.raises(Exception, match="no schema source is configured"):
         nothing.by_signature(ConfigKind.MCCONF, 776184161)
+
+
+def test_config_care_accepts_what_the_firmwares_float32_requantizes(sim: SimRack) -> None:
+    """foc_gain (x100000) code 475 comes back 474, and 474 comes back 473: a restore reads back one code lower.
+    With the schema the session sees it is the firmware's float32 storage, not a change, and lists it."""
+    session = StationSession(sim.resolved, "syn", state=StateDir.at(sim.run_dir / "state")).open()
+    try:
+        with session.connect() as esc:
+            board = read_backup(esc)
+        source = session.keeper.schemas
+        write_settings(session, plan(board.blobs, [Assignment.parse("foc_gain=0.00475")], source, board.version))
+        with session.preserving_configs("an operation that changes the config") as care, session.connect() as esc:
+            blob = esc.get_config(ConfigKind.MCCONF)
+            values = decode(source.by_signature(blob.kind, blob.signature or 0), blob)
+            assert values["foc_gain"] == 0.00474  # requantized once already
+            esc.set_config(encode(values.with_values({"l_current_max": 40.0})))
+    finally:
+        session.close()
+    (local,) = care.nodes
+    assert local.restored and local.verified, local.describe()
+    assert local.migration == [
+        "  mcconf.foc_gain: sent 0.00474, board holds 0.00473 [requantized by the firmware (float32)]"
+    ]
+    assert "restored and verified by field" in local.describe()

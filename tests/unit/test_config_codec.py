@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import struct
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ from rig.config.codec import (
     encode_float32_auto,
     split_fields,
 )
+from rig.config.firmware_check import field_problems, firmware_layout
 from rig.config.schema import Field, Schema, SchemaError, ValueType, WireType, crc32c, parse_schema, signature_text
 from rig.config.source import SchemaSource
 from rig.config.text import coerce, parse_value, toml_value, value_text
@@ -248,3 +250,51 @@ def test_float_bits_survive_the_text_form() -> None:
         text = toml_value(field, value)
         assert encode_field(field, float(text)) == encode_field(field, value), text
         assert math.isfinite(float(text))
+
+
+# --- against the firmware's serializer (rig config schemas check --bldc) ---------------------------------
+
+
+def _serializer(found: Schema, scale_of: dict[str, float] | None = None) -> str:
+    """A confgenerator.c serializer for a schema, as VESC Tool generates one (our own text, for the test)."""
+    calls = {WireType.F16_SCALED: "float16", WireType.F32_SCALED: "float32", WireType.F32_AUTO: "float32_auto"}
+    calls |= {WireType.U16: "uint16", WireType.I16: "int16", WireType.U32: "uint32", WireType.I32: "int32"}
+    lines = [f"int32_t confgenerator_serialize_{found.kind.value}(uint8_t *buffer, const void *conf) {{"]
+    for field in found.fields:
+        member = field.name.replace("__0", "[0]").replace("__1", "[1]")
+        if field.size == 1:
+            lines.append(f"\tbuffer[ind++] = conf->{member};")
+        elif field.wire in (WireType.F16_SCALED, WireType.F32_SCALED):
+            scale = (scale_of or {}).get(field.name, field.scale)
+            lines.append(f"\tbuffer_append_{calls[field.wire]}(buffer, conf->{member}, {scale:g}, &ind);")
+        else:
+            lines.append(f"\tbuffer_append_{calls[field.wire]}(buffer, conf->{member}, &ind);")
+    return "\n".join([*lines, "\treturn ind;", "}"]) + "\n"
+
+
+def test_schemas_are_checked_field_by_field_against_the_firmwares_serializer(tmp_path: Path) -> None:
+    found = schema("6.90", ConfigKind.MCCONF)
+    repo = tmp_path / "bldc"
+
+    def commit(scale_of: dict[str, float] | None, tag: str) -> None:
+        (repo / "confgenerator.h").write_text(f"#define MCCONF_SIGNATURE\t\t{found.signature}\n")
+        (repo / "confgenerator.c").write_text(_serializer(found, scale_of))
+        for argv in (["add", "."], ["commit", "-qm", tag], ["tag", tag]):
+            subprocess.run(["git", "-C", str(repo), *argv], check=True, capture_output=True)
+
+    repo.mkdir()
+    subprocess.run(["git", "-C", str(repo), "init", "-q"], check=True)
+    subprocess.run(["git", "-C", str(repo), "config", "user.email", "t@example.com"], check=True)
+    subprocess.run(["git", "-C", str(repo), "config", "user.name", "t"], check=True)
+    commit(None, "good")
+    commit({"l_erpm_start": 1000.0}, "scaled")  # what the signature cannot see
+    git_dir = repo / ".git"
+    good = firmware_layout(git_dir, "good", ConfigKind.MCCONF)
+    assert (good.signature, good.size, len(good.fields)) == (found.signature, 63, 25)
+    assert field_problems(found, good) == []
+    wrong = firmware_layout(git_dir, "scaled", ConfigKind.MCCONF)
+    assert field_problems(found, wrong) == [
+        "l_erpm_start: double/F16_SCALED x10000, bldc scaled writes buffer_append_float16 x1000"
+    ]
+    with pytest.raises(ConfigError, match="no confgenerator.h at nope"):
+        firmware_layout(git_dir, "nope", ConfigKind.MCCONF)
