@@ -194,7 +194,7 @@ class SchemaSource:
             return f"no {kind.value} schema for {what}{firmware}: no schema source is configured; {_how_to_get()}"
         return (
             f"no {kind.value} schema with {what}{firmware} in {self.describe()}; VESC Tool keeps it as "
-            f"{expected}. {_how_to_get()}"
+            f"{expected}: {_how_to_get()}"
         )
 
 

@@ -45,9 +45,15 @@ class SimConfigs:
         self._lock = threading.Lock()
 
     def describe(self) -> str:
+        """What the boards looked up so far hold: which versions have schemas, which stay opaque."""
         if self.source is None:
             return "configs: opaque bytes of each version's size and signature (no schema source configured)"
-        return f"configs: each version's defaults from the schemas in {self.source.describe()}"
+        with self._lock:
+            found = sorted({str(v) for (_, v, _), schema in self._schemas.items() if schema is not None})
+            opaque = sorted({str(v) for (_, v, _), schema in self._schemas.items() if schema is None})
+        parts = [f"defaults by schema for {', '.join(found)}" if found else ""]
+        parts.append(f"opaque for {', '.join(opaque)} (no schema of their layout)" if opaque else "")
+        return f"configs from {self.source.describe()}: " + "; ".join(p for p in parts if p)
 
     # --- which schema --------------------------------------------------------------------------------
 
