@@ -7,7 +7,7 @@ RACK   ?= fixtures/racks/sim.toml
 REPORTS ?= reports
 PYTEST_ARGS ?=
 
-.PHONY: setup test run report bench bench-baseline bench-compare lint clean
+.PHONY: setup test run report bench bench-baseline bench-compare lint check-schemas clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "vesc-rig needs Python 3.11 or newer")'
@@ -57,6 +57,16 @@ bench-compare: setup
 	@mkdir -p $(BENCH_DIR)
 	$(BENCH_RUN) --benchmark-compare$(if $(BASELINE),=$(BASELINE)) --benchmark-compare-fail mean:10% $(PYTEST_ARGS)
 	$(BIN)/python -m rig.report.throughput_chart $(BENCH_DIR)/latest.json -o $(BENCH_DIR)/throughput.svg
+
+# The config schemas of a VESC Tool source folder (res/config/<version>/) against the firmware: every version's
+# signature and size (rig.device.config_layouts), and with BLDC_GIT (a vedderb/bldc git directory) field by field
+# against confgenerator.c and the layout table against confgenerator.h. Not part of `make test`: the schemas are
+# GPL-3.0 and not in this repository (docs/config-schemas.md).
+VESC_TOOL_SRC ?=
+BLDC_GIT ?=
+check-schemas: setup
+	@test -n "$(VESC_TOOL_SRC)" || { echo "usage: make check-schemas VESC_TOOL_SRC=/path/to/vesc_tool [BLDC_GIT=/path/to/bldc/.git]" >&2; exit 2; }
+	$(BIN)/rig config schemas check --vesc-tool "$(VESC_TOOL_SRC)" $(if $(BLDC_GIT),--bldc "$(BLDC_GIT)")
 
 lint: setup
 	$(BIN)/ruff check rig tests

@@ -6,11 +6,11 @@ import os
 from pathlib import Path
 
 
-def write_durably(path: Path, text: str) -> Path:
-    """Write `text` to `path` so that a crash leaves either the old file, no file, or the whole new one."""
+def write_durably(path: Path, text: str | bytes) -> Path:
+    """Write `text` (or bytes) to `path` so that a crash leaves either the old file, no file, or the whole new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
+    with open(tmp, "wb" if isinstance(text, bytes) else "w") as f:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())

@@ -19,6 +19,7 @@ class Diagnosis(StrEnum):
     WRONG_HARDWARE = "wrong hardware"
     CONFIG_SIGNATURE_MISMATCH = "config signature mismatch"
     CONFIG_MIXED = "config is neither the old nor the new one"
+    CONFIG_SCHEMA_MISSING = "config schema missing (point the rig at VESC Tool's res/config)"
     BAD_IMAGE = "bad image"
     SWD_CONNECT_FAILED = "SWD connect failed"
     SWD_PROBE_MISSING = "SWD probe missing"

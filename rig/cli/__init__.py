@@ -12,7 +12,18 @@ from rig.errors import RigError
 
 EXIT_INTERRUPTED = 130  # stopped by SIGINT/SIGTERM (at a safe point, after the clean-up)
 # Modules under rig.cli that add sub-commands; each has `register(subparsers)`.
-COMMAND_MODULES: tuple[str, ...] = ("trace", "sim", "power", "swd", "devices", "esc", "rack", "records", "factory")
+COMMAND_MODULES: tuple[str, ...] = (
+    "trace",
+    "sim",
+    "power",
+    "swd",
+    "devices",
+    "esc",
+    "config",
+    "rack",
+    "records",
+    "factory",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--json", action="store_true", help="one JSON object per line")
     serve.add_argument("--dir", type=Path, default=None, help="run directory (default: a fresh temporary one)")
     serve.add_argument("--speed", type=float, default=0.0, help="modelled time factor: 0 instant, 1 real time")
+    serve.add_argument(
+        "--schemas",
+        type=Path,
+        help="VESC Tool source folder (or exported schema files): boards hold their version's defaults by field "
+        "(default: the rack file's schemas, else $VESC_TOOL_SRC, else opaque configs)",
+    )
     serve.set_defaults(func=run_serve)
     if importlib.util.find_spec("rig.cli.sim_image") is not None:
         importlib.import_module("rig.cli.sim_image").add_image_command(sub)
@@ -79,7 +86,7 @@ def lines(rack: Rack, sim: SimRack) -> list[dict[str, Any]]:
     out += [{"type": "relay", "name": b.name, "kind": b.kind, "port": b.port, "tcp": b.tcp} for b in rack.relays]
     out += [{"type": "supply", "name": s.name, "kind": s.kind, "port": s.port, "tcp": s.tcp} for s in rack.supplies]
     rack_line = {"type": "rack", "name": rack.name, "rack": str(sim.rack_file), "control": rack.control}
-    out.append({**rack_line, "dir": str(sim.run_dir)})
+    out.append({**rack_line, "dir": str(sim.run_dir), "configs": sim.configs.describe()})
     return out
 
 
@@ -91,11 +98,13 @@ def _text(line: dict[str, Any]) -> str:
         return f"esc    {line['name']}: {line['port']}  hw {line['hw']} fw {line['fw']}{peers}{extra}"
     if line["type"] in ("relay", "supply"):
         return f"{line['type']:<6} {line['name']}: {line['kind']} at {line['port'] or 'tcp://' + line['tcp']}"
-    return f"rack   {line['name']}: {line['rack']} (control {line['control']})"
+    return f"rack   {line['name']}: {line['rack']} (control {line['control']})\n       {line['configs']}"
 
 
 def run_serve(args: argparse.Namespace) -> int:
     rack = load_rack(args.rack)
+    if args.schemas is not None:  # the resolved rack names them too, so host commands read the same schemas
+        rack = replace(rack, schemas=str(args.schemas.expanduser().resolve()))
     fresh = args.dir is None
     run_dir = Path(tempfile.mkdtemp(prefix="rig-sim-")) if fresh else args.dir
     print(f"rig sim serve: run directory {run_dir}", file=sys.stderr if args.json else sys.stdout, flush=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from rig.device.config_layouts import RELEASED_LAYOUTS
 from rig.errors import Diagnosis, RigError
 from rig.protocol.codecs import ConfigKind
 from rig.protocol.commands import Cmd, CommandTable, FirmwareVersion, command_table, fw
@@ -114,14 +115,10 @@ class FirmwareProfile:
         return self.mcconf if kind == ConfigKind.MCCONF else self.appconf
 
 
-# (mcconf, appconf) signatures of released firmware (confgenerator.h of each tag): facts sheet section 7
-# for 5.03, research notes (B@release_6_02 = tag 6.00) for 6.00/6.02, and the tags 3.55 and 5.02.
+# (mcconf, appconf) signatures of released firmware 3.55-7.01 (rig.device.config_layouts, with the sizes).
 CONFIG_SIGNATURES: dict[FirmwareVersion, tuple[int, int]] = {
-    fw("3.55"): (503309878, 725102789),
-    fw("5.02"): (2211848314, 3264926020),
-    fw("5.03"): (2525666056, 3733512279),
-    fw("6.00"): (776184161, 486554156),
-    fw("6.02"): (776184161, 486554156),
+    version: (layouts[ConfigKind.MCCONF].signature, layouts[ConfigKind.APPCONF].signature)
+    for version, layouts in RELEASED_LAYOUTS.items()
 }
 
 
@@ -225,10 +222,12 @@ def profile_for(version: str | FirmwareVersion) -> FirmwareProfile:
             f"profiles: {', '.join(PROFILES)}"
         )
     profile = max(below, key=lambda p: p.version)
-    signatures = CONFIG_SIGNATURES.get(wanted)
-    if signatures is not None and wanted != profile.version:  # a release whose own signatures are known
-        mc, app = signatures
+    layouts = RELEASED_LAYOUTS.get(wanted)
+    if layouts is not None and wanted != profile.version:  # a release whose own layouts are known
+        mc, app = layouts[ConfigKind.MCCONF], layouts[ConfigKind.APPCONF]
         profile = replace(
-            profile, mcconf=replace(profile.mcconf, signature=mc), appconf=replace(profile.appconf, signature=app)
+            profile,
+            mcconf=ConfigLayout(ConfigKind.MCCONF, mc.signature, mc.size),
+            appconf=ConfigLayout(ConfigKind.APPCONF, app.signature, app.size),
         )
     return profile

@@ -13,7 +13,9 @@ The flow (one board, `bring_up`):
    firmware already; nothing goes over USB.
 4. Identity (firmware version, hardware name, UID) and telemetry (input voltage, FET and motor
    temperature, fault code) against `Limits`; every CAN peer the rack lists on the target version.
-5. Config defaults: GET_*CONF_DEFAULT, written (SET), read back equal (rig.firmware.config.write_verified).
+5. Config defaults: GET_*CONF_DEFAULT with the rack file's factory settings by field name (rig.config.apply;
+   per hardware `[[config]]`, per station `[station.config]`), written (SET), read back: the defaults equal,
+   every setting checked by field and recorded as ``config <kind>.<field>`` (clamped by the firmware: failed).
 
 Why the firmware always goes over SWD: a blank STM32 with only a bootloader runs nothing that speaks
 USB (the VESC bootloader has no USB of its own; it only copies the new-app buffer), so a USB update
@@ -39,6 +41,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NoReturn
 
+from rig.config.apply import assignments_from, plan
+from rig.config.codec import decode, encode
+from rig.config.source import SchemaSource
+from rig.config.verify import check_written
 from rig.device.memory import UID_BYTES
 from rig.errors import ImageError, RigError
 from rig.events import step
@@ -251,13 +257,36 @@ class _BringUp:
             self.reached = f"running firmware {value.after.version}"
 
     def write_defaults(self) -> None:
-        """GET_*CONF_DEFAULT of the board, written through the session and read back equal."""
+        """GET_*CONF_DEFAULT of the board with the rack file's settings by field (its hardware's [[config]] and
+        the station's [station.config]), written through the session; read back equal, each setting checked
+        by field and recorded (a setting the firmware clamped fails its check)."""
         assert self.info is not None
         with self.session.connect() as esc:
-            defaults = [esc.get_config(kind, default=True) for kind in KINDS]
-        self.session.write_config(*defaults, made_for=self.info.version)
-        for blob in defaults:
-            self.record.check(f"{blob.kind.value} defaults verified", len(blob.data), unit="B")
+            defaults = {kind: esc.get_config(kind, default=True) for kind in KINDS}
+        settings = self.session.rack.factory_settings(self.session.spec)
+        if not settings:
+            self.session.write_config(*defaults.values(), made_for=self.info.version)
+            for blob in defaults.values():
+                self.record.check(f"{blob.kind.value} defaults verified", len(blob.data), unit="B")
+            return
+        rack, state = self.session.rack, self.session.state
+        source = SchemaSource.resolve(rack_schemas=rack.schemas, cache=state.schemas)
+        planned = plan(defaults, assignments_from(settings.fields), source, self.info.version)
+        blobs = {**defaults, **{kind: encode(values) for kind, values in planned.sent.items()}}
+        self.session.write_config(*blobs.values(), made_for=self.info.version, exact=False)
+        with self.session.connect() as esc:
+            back = {kind: esc.get_config(kind) for kind in KINDS}
+        for kind, blob in blobs.items():
+            if kind not in planned.sent:
+                self.record.check(
+                    f"{kind.value} defaults verified", len(blob.data), unit="B", passed=back[kind] == blob
+                )
+                continue
+            sent = planned.sent[kind]
+            for check in check_written(sent, decode(sent.schema, back[kind]), planned.asked[kind]):
+                self.record.check(
+                    f"config {kind.value}.{check.name}", check.got_value, unit=check.unit, passed=check.ok
+                )
 
     def identity(self, info: FwVersionReply) -> None:
         self.version_check("fw_version", info.version)

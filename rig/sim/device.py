@@ -26,7 +26,6 @@ PING_CAN 10 ms per silent id); boot time per profile.
 from __future__ import annotations
 
 import logging
-import random
 import struct
 import threading
 import time
@@ -53,7 +52,7 @@ from rig.device.memory import contains as in_flash
 from rig.device.timing import USB_PACKET_S
 from rig.errors import PayloadError
 from rig.protocol import codecs as c
-from rig.protocol.commands import Cmd, CommandTable
+from rig.protocol.commands import Cmd, CommandTable, FirmwareVersion
 from rig.protocol.framing import (
     START_LONG,
     START_SHORT,
@@ -68,6 +67,7 @@ from rig.protocol.framing import (
 from rig.protocol.values import Values, encode_field
 from rig.sim.bootloader import BootloaderRun, BootPhase
 from rig.sim.clock import DeviceClock
+from rig.sim.configs import SimConfigs
 from rig.sim.errors import SimError
 from rig.sim.faults import FaultSet
 from rig.sim.flash import Flash
@@ -187,12 +187,18 @@ class SimEsc:
     """A simulated VESC. Starts unpowered: call ``set_power(True)`` (then poll) to boot it."""
 
     def __init__(
-        self, spec: SimEscSpec, clock: DeviceClock, bus: CanBus | None = None, flash: Flash | None = None
+        self,
+        spec: SimEscSpec,
+        clock: DeviceClock,
+        bus: CanBus | None = None,
+        flash: Flash | None = None,
+        configs: SimConfigs | None = None,
     ) -> None:
         self.spec = spec
         self.clock = clock
         self.bus = bus
-        self.flash = flash if flash is not None else self._factory_flash(spec, clock)
+        self.configs = configs or SimConfigs()  # rig.sim.configs: defaults by schema, SET as the firmware does
+        self.flash = flash if flash is not None else self._factory_flash(spec, clock, self.configs)
         self.store = ConfigStore(self.flash)
         self.powered = False
         self.mode = Mode.OFF
@@ -215,17 +221,18 @@ class SimEsc:
             bus.attach(self)
 
     @staticmethod
-    def _factory_flash(spec: SimEscSpec, clock: DeviceClock) -> Flash:
+    def _factory_flash(spec: SimEscSpec, clock: DeviceClock, configs: SimConfigs) -> Flash:
         """Flash as shipped: firmware at 0x08000000, bootloader in sector 11, default configs in EEPROM. The
         factory's programming costs the board no modelled time (it arrives programmed)."""
         flash = Flash(DeviceClock(0.0))
         flash.program(FLASH_BASE, make_firmware_image(spec.hw, spec.fw))
         if spec.bootloader:
             flash.program(BOOTLOADER_BASE, make_bootloader_image())
-        profile = profile_for(spec.fw)
+        version = FirmwareVersion.parse(spec.fw)
+        profile = configs.profile(profile_for(version), version)
         store = ConfigStore(flash)
         for kind in c.ConfigKind:
-            store.write(kind, _default_config(profile, kind, spec.can_id))
+            store.write(kind, configs.default(profile, version, kind, spec.can_id))
         flash.clock = clock
         return flash
 
@@ -383,12 +390,13 @@ class SimEsc:
             self.mode = Mode.DEAD
             log.warning("%s: no valid firmware at %#x: board dead", self.name, FLASH_BASE)
             return
+        profile = self.configs.profile(profile, descriptor.version)
         yield from self._wait(profile.boot_s)
         configs = {}
         for kind in c.ConfigKind:
             stored = self.store.read(kind)
             fits = stored is not None and len(stored) == profile.config(kind).size
-            configs[kind] = stored if fits else _default_config(profile, kind, self.can_id)
+            configs[kind] = stored if fits else self.configs.default(profile, descriptor.version, kind, self.can_id)
         self._fw = _Firmware(profile, descriptor, self._decoder(profile), configs)
         self.mode = Mode.RUNNING
         log.info("%s: firmware %s for %s running", self.name, descriptor.version, descriptor.hw_name)
@@ -528,7 +536,9 @@ class SimEsc:
             case c.GetValuesSelective(mask=mask):
                 reply(self._values_selective(fw, mask))
             case c.GetConfig(kind=kind, default=default):
-                data = _default_config(fw.profile, kind, self.can_id) if default else fw.configs[kind]
+                version = fw.descriptor.version
+                now = fw.configs[kind]
+                data = self.configs.default(fw.profile, version, kind, self.can_id, now) if default else now
                 send(c.ConfigReply(c.ConfigBlob(kind, self._signature(fw, kind), data), default))
             case c.SetConfig(blob=blob):
                 self._set_config(fw, blob, send)
@@ -659,7 +669,8 @@ class SimEsc:
         if expected is not None and blob.signature != expected:
             self._print(fw, f"Warning: Could not set {blob.kind.value} due to wrong signature", send)
             return
-        self._store_config(fw, blob.kind, blob.data)
+        old, version, hw = fw.configs[blob.kind], fw.descriptor.version, fw.descriptor.hw_name
+        self._store_config(fw, blob.kind, self.configs.on_set(fw.profile, version, hw, blob.kind, old, blob.data))
         self.clock.spend(CONFIG_WRITE_S)
         send(c.SetConfigAck(blob.kind))
 
@@ -742,12 +753,6 @@ class SimEsc:
                 self._rx_bytes = 0
             elif name == "rx_timeout" and self._fw is not None:
                 self._fw.decoder.rx_timeout_s = self._decoder(self._fw.profile).rx_timeout_s
-
-
-def _default_config(profile: FirmwareProfile, kind: c.ConfigKind, can_id: int) -> bytes:
-    """The profile's default blob; appconf starts with controller_id (B: confgenerator.c, 3.40 commands.c)."""
-    data = random.Random(f"{profile.name}/{kind.value}/default").randbytes(profile.config(kind).size)  # opaque
-    return bytes((can_id,)) + data[1:] if kind == c.ConfigKind.APPCONF else data
 
 
 def _runnable(descriptor: Descriptor | None) -> FirmwareProfile | None:

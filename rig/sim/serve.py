@@ -32,11 +32,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from rig.config.source import SchemaSource
 from rig.errors import Diagnosis, RackFileError, RigError, RigTimeout
 from rig.firmware.image import FIRMWARE_FILE, GENERIC_BOOTLOADER
 from rig.protocol.commands import FirmwareVersion
 from rig.sim.can import CanBus
 from rig.sim.clock import DeviceClock
+from rig.sim.configs import SimConfigs
 from rig.sim.device import SimEsc, SimEscSpec
 from rig.sim.errors import SimError
 from rig.sim.image import make_bootloader_image, make_firmware_image
@@ -496,6 +498,7 @@ class SimRack:
         self._control: ControlServer | None = None
         self._resolved: Rack | None = None
         self._images: dict[tuple[str, str], bytes] = {}
+        self.configs = SimConfigs(SchemaSource.resolve(rack_schemas=rack.schemas))  # rig.sim.configs
 
     @property
     def resolved(self) -> Rack:
@@ -603,7 +606,8 @@ class SimRack:
         for node in station.sim.nodes:
             name = station.name if node is station.sim.node else f"{station.name}/can{node.can_id}"
             try:
-                nodes[node.can_id] = SimEsc(self._node_spec(station, node, name), DeviceClock(self.speed), bus=bus)
+                spec = self._node_spec(station, node, name)
+                nodes[node.can_id] = SimEsc(spec, DeviceClock(self.speed), bus=bus, configs=self.configs)
             except SimError as exc:
                 raise RackFileError(
                     f"{self.rack.path or self.rack.name}: station {station.name!r}: key 'faults': {exc}"

@@ -6,8 +6,9 @@ USB node and each CAN peer the rack lists) is read (F8 guards) and saved as its 
 directory, keyed by the board's UID and CAN id and the session, so two nodes never share a file. After
 the operation :meth:`ConfigKeeper.give_back` reads each node again: unchanged configs need no write;
 changed ones are written back and verified by reading; a config whose layout changed (another
-signature, or another version before 3.50) is not written, and the reason is reported. A file is
-deleted only once its node is verified; otherwise it stays, marked pending.
+signature, or another version before 3.50) is not written as it is: with the schemas of both layouts it
+is carried over by field and checked by field (rig.station.config_migration), otherwise the reason is
+reported. A file is deleted only once its node is verified; otherwise it stays, marked pending.
 
 A pending file that belongs to no live session is an orphan (its run was killed). The next session that
 meets the board restores it if the layout still matches (and says so), or refuses to write until the
@@ -23,11 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from rig.client.esc import Esc
+from rig.config.source import SchemaSource
 from rig.device.firmware import fw_version_fields_for
 from rig.device.memory import UID_BYTES
 from rig.durable import remove_durably
 from rig.errors import ConfigError, Diagnosis, IdentityLost, RigError
 from rig.firmware.config import KINDS, ConfigBackup, read_backup, write_verified
+from rig.station.config_migration import migrate_node, write_back
 from rig.station.state import StateDir
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,7 @@ class NodeCare:
     restored: bool = False  # written back
     verified: bool = False  # read back equal to the backup (or never changed)
     note: str = ""  # why not restored, or what else happened
+    migration: list[str] = field(default_factory=list)  # fields carried across a layout change (config_migration)
 
     @property
     def kept(self) -> bool:
@@ -60,7 +64,9 @@ class NodeCare:
         return Path(self.file).is_file()
 
     def describe(self) -> str:
-        if self.verified:
+        if self.verified and self.migration:
+            what = f"restored and verified by field: {self.note or 'the firmware requantized some values'}"
+        elif self.verified:
             what = "restored and verified" if self.restored else "unchanged (verified)"
         else:
             what = f"NOT restored: {self.note or 'not checked'}; backup kept at {self.file}"
@@ -134,10 +140,11 @@ def _name_parts(path: Path) -> tuple[str, str, str, int]:
 class ConfigKeeper:
     """Backups of one station session, in the state directory."""
 
-    def __init__(self, state: StateDir, station_key: str, session_id: str) -> None:
+    def __init__(self, state: StateDir, station_key: str, session_id: str, schemas: SchemaSource | None = None) -> None:
         self.state = state
         self.station_key = station_key
         self.session_id = session_id
+        self.schemas = schemas  # with schemas, a layout change is bridged by field (rig.station.config_migration)
         self._seq = 0
 
     def _path(self, backup: ConfigBackup, can_id: int | None, operation: str) -> Path:
@@ -215,10 +222,12 @@ class ConfigKeeper:
                 )
                 + f" (firmware {backup.version} -> {now.version})"
             )
+            if self.schemas is not None:
+                migrate_node(entry, backup, now, client, self.schemas)
             return
         for kind in KINDS:
             if now.blobs[kind] != backup.blobs[kind]:
-                write_verified(client, backup.blobs[kind], backup.version)
+                entry.migration += write_back(client, backup.blobs[kind], backup.version, self.schemas)
         entry.restored = entry.verified = True
 
     def keep_for_undo(self, care: ConfigCare) -> None:

@@ -147,6 +147,33 @@ class StationImages:
     bootloader: str | None = None
 
 
+SettingValue = str | int | float | bool
+CONFIG_KINDS = ("mcconf", "appconf")
+
+
+@dataclass(frozen=True)
+class ConfigSettings:
+    """Factory settings by field name (rig.config.apply): per config ("mcconf", "appconf"), field -> value."""
+
+    fields: Mapping[str, Mapping[str, SettingValue]] = field(default_factory=dict)
+
+    def over(self, base: ConfigSettings) -> ConfigSettings:
+        """These settings on top of `base` (a station's over its hardware's)."""
+        kinds = [k for k in CONFIG_KINDS if k in base.fields or k in self.fields]
+        return ConfigSettings({k: {**base.fields.get(k, {}), **self.fields.get(k, {})} for k in kinds})
+
+    def __bool__(self) -> bool:
+        return any(self.fields.values())
+
+
+@dataclass(frozen=True)
+class HwConfig:
+    """A top-level [[config]]: factory settings for every board of one hardware."""
+
+    hw: str
+    settings: ConfigSettings
+
+
 @dataclass(frozen=True)
 class Station:
     """One ESC (or dual board) on the rack and everything attached to it."""
@@ -164,6 +191,7 @@ class Station:
     sim: SimSpec | None = None
     images: StationImages | None = None
     hw: str | None = None  # the board's hardware name (checked against images; a simulated board's own)
+    config: ConfigSettings | None = None  # [station.config]: this station's factory settings
 
     @property
     def link_url(self) -> str | None:
@@ -186,6 +214,16 @@ class Rack:
     leases: str | None = None  # directory of the station lease database shared by runs (rig.station.leases)
     state_dir: str | None = None  # backups, records, leases (rig.station.state; default per user)
     sim_speed: float | None = None  # served simulated racks: the simulator's time speed (0 instant, 1 real)
+    schemas: str | None = None  # VESC Tool source folder or exported schema files (rig.config.source)
+    configs: tuple[HwConfig, ...] = ()  # [[config]]: factory settings per hardware
+
+    def factory_settings(self, station: Station) -> ConfigSettings:
+        """The settings the factory writes to a station's board: its hardware's [[config]], then its own."""
+        settings = ConfigSettings()
+        for entry in self.configs:
+            if entry.hw == station.hw:
+                settings = entry.settings.over(settings)
+        return (station.config or ConfigSettings()).over(settings)
 
     @property
     def served(self) -> bool:
@@ -274,11 +312,14 @@ def parse_rack(data: Mapping[str, Any], path: Path | str = "<rack>") -> Rack:
     top.unique("station", [s.usb_serial for s in stations if s.usb_serial], key="usb_serial")
     leases = _folder(top, "leases", Path(path))
     state_dir = _folder(top, "state_dir", Path(path))
+    schemas = _folder(top, "schemas", Path(path))
+    configs = tuple(_hw_config(e) for e in top.tables("config"))
+    top.unique("config", [c.hw for c in configs], key="hw")
     top.done()
     if not stations:
         raise RackFileError(f"{path}: rack: no [[station]] entries")
     rack = Rack(name, stations, relays, supplies, simulated, port_dir, control, Path(path))
-    return replace(rack, leases=leases, state_dir=state_dir, sim_speed=sim_speed)
+    return replace(rack, leases=leases, state_dir=state_dir, sim_speed=sim_speed, schemas=schemas, configs=configs)
 
 
 def _folder(top: _Entry, key: str, path: Path) -> str | None:
@@ -289,6 +330,33 @@ def _folder(top: _Entry, key: str, path: Path) -> str | None:
     if "://" in text:
         top.fail(key, f"{text!r} is not a directory path")
     return str((path.parent / Path(text).expanduser()).resolve())
+
+
+def _settings(e: _Entry) -> ConfigSettings:
+    """mcconf = { field = value, ... } and appconf = { ... }: values are numbers, true/false or text (an enum
+    label); the fields are checked against the board's schema when they are written."""
+    found: dict[str, dict[str, SettingValue]] = {}
+    for kind in CONFIG_KINDS:
+        table = e.table(kind)
+        if table is None:
+            continue
+        for name, value in table.data.items():
+            if not name.strip():
+                table.fail(name, "a field name must not be empty")
+            if not isinstance(value, (str, int, float, bool)):
+                table.fail(name, f"must be a number, true/false or text (an enum label), not {value!r}")
+            table.seen.add(name)
+        found[kind] = dict(table.data)
+    return ConfigSettings(found)
+
+
+def _hw_config(e: _Entry) -> HwConfig:
+    e.label = f"config {e.data.get('hw', '#' + str(e.index))!r}"
+    hw = e.text("hw", required=True)
+    assert hw is not None
+    settings = _settings(e)
+    e.done()
+    return HwConfig(hw, settings)
 
 
 def _images(e: _Entry | None, path: Path) -> StationImages | None:
@@ -389,8 +457,13 @@ def _station(
     e.unique_values("can_ids", can_ids)
     images = _images(e.table("images"), path)
     hw = e.text("hw") or (sim.node.hw if sim else None)
+    config_table = e.table("config")
+    config = None
+    if config_table is not None:
+        config = _settings(config_table)
+        config_table.done()
     e.done()
-    return Station(name, port, url, usb_serial, bridge, relay, supply, swd, can_ids, tags, sim, images, hw)
+    return Station(name, port, url, usb_serial, bridge, relay, supply, swd, can_ids, tags, sim, images, hw, config)
 
 
 def _relay_ref(e: _Entry, boards: Mapping[str, RelayBoardSpec]) -> RelayRef | None:
@@ -621,6 +694,13 @@ def _lines(table: Mapping[str, Any]) -> list[str]:
     return [f"{key} = {_toml(value)}" for key, value in table.items() if value is not None]
 
 
+def _settings_lines(prefix: str, settings: ConfigSettings) -> list[str]:
+    out = []
+    for kind, values in settings.fields.items():
+        out += [f"[{prefix}.{kind}]", *(f"{json.dumps(name)} = {_toml(v)}" for name, v in values.items())]
+    return out
+
+
 def _node(node: SimNode) -> dict[str, Any]:
     out: dict[str, Any] = {"can_id": node.can_id, "hw": node.hw, "fw": node.fw, "uid": node.uid.hex()}
     out["bootloader"] = node.bootloader
@@ -635,6 +715,7 @@ def _dump(rack: Rack) -> str:
         "simulated": rack.simulated,
         "leases": rack.leases,
         "state_dir": rack.state_dir,
+        "schemas": rack.schemas,
     }
     if rack.simulated:
         top |= {"port_dir": rack.port_dir, "control": rack.control, "sim_speed": rack.sim_speed}
@@ -651,6 +732,8 @@ def _dump(rack: Rack) -> str:
         if rack.simulated:
             table["transport"] = supply.transport
         out += ["", "[[supply]]", *_lines(table)]
+    for entry in rack.configs:
+        out += ["", "[[config]]", f"hw = {_toml(entry.hw)}", *_settings_lines("config", entry.settings)]
     for s in rack.stations:
         table = {"name": s.name, "port": s.port, "url": s.url, "usb_serial": s.usb_serial, "bridge": s.bridge}
         table |= {"relay": str(s.relay) if s.relay else None, "supply": s.supply, "hw": s.hw}
@@ -660,6 +743,8 @@ def _dump(rack: Rack) -> str:
         out += ["", "[[station]]", *_lines(table)]
         if s.images:
             out += ["[station.images]", *_lines(vars(s.images))]
+        if s.config:
+            out += _settings_lines("station.config", s.config)
         if s.sim:
             sim = _node(s.sim.node)
             sim["tcp_bridge"] = False if s.sim.tcp_bridge is None else s.sim.tcp_bridge or True

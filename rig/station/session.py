@@ -30,6 +30,7 @@ from typing import Any
 
 from rig import interrupts
 from rig.client.esc import Esc, Timeouts
+from rig.config.source import SchemaSource
 from rig.device.memory import BOOTLOADER_BASE, BOOTLOADER_SECTOR, BOOTLOADER_SIZE, FLASH_BASE, sectors_touching
 from rig.errors import Diagnosis, RigError
 from rig.events import Progress, step
@@ -130,7 +131,8 @@ class StationSession:
         self.key = station_key(rack, self.spec)
         self.bench = StationRig(rack, self.spec, bounds=bounds or Bounds(), timeouts=timeouts or Timeouts())
         self.session_id = os.urandom(4).hex()
-        self.keeper = ConfigKeeper(state, self.key, self.session_id)
+        schemas = SchemaSource.resolve(rack_schemas=rack.schemas, cache=state.schemas)
+        self.keeper = ConfigKeeper(state, self.key, self.session_id, schemas)
         self.report = SessionReport(self.key, permit=self.permit.by)
         self.lease: Lease | None = None
         self._orphans_checked = False
@@ -354,17 +356,21 @@ class StationSession:
 
     # --- configs ------------------------------------------------------------------------------------
 
-    def write_config(self, *blobs: ConfigBlob, made_for: FirmwareVersion, force: bool = False) -> ConfigCare:
-        """Write configs (F8 layout guard), read each back; the configs before stay on disk as undo files."""
+    def write_config(
+        self, *blobs: ConfigBlob, made_for: FirmwareVersion, force: bool = False, exact: bool = True
+    ) -> ConfigCare:
+        """Write configs (F8 layout guard), read each back; the configs before stay on disk as undo files.
+        With `exact` False the caller verifies the read-back by field (the firmware clamps some values)."""
         self.begin("a config write")
         kinds = " and ".join(blob.kind.value for blob in blobs)
         care = self._take(f"write {kinds}", purpose=UNDO)
         self.report.configs.append(care)
         with self.connect() as esc:
             for blob in blobs:
-                write_verified(esc, blob, made_for, force=force)
+                write_verified(esc, blob, made_for, force=force, exact=exact)
         undo = ", ".join(n.file for n in care.nodes)
-        self.note(f"{kinds} written and verified; undo files: {undo}")
+        checked = "verified" if exact else "read back for a check by field"
+        self.note(f"{kinds} written and {checked}; undo files: {undo}")
         return care
 
     def restore_backup(self, backup: ConfigBackup, *, force: bool = False) -> ConfigCare:

@@ -1,4 +1,4 @@
-"""The rig's state directory: config backups, factory records, leases and broken-station marks.
+"""The rig's state directory: config backups, factory records, leases, broken-station marks, config schemas.
 
 It lives outside ``reports/`` (which ``make clean`` deletes): ``--state-dir``, the rack file's
 ``state_dir``, ``$VESC_RIG_STATE_DIR``, else ``$XDG_STATE_HOME/vesc-rig`` (``~/.local/state/vesc-rig``).
@@ -66,6 +66,11 @@ class StateDir:
     @property
     def backups(self) -> Path:
         return self.root / "backups"
+
+    @property
+    def schemas(self) -> Path:
+        """Config schemas imported from the user's VESC Tool (rig.config.source; `rig config schemas import`)."""
+        return self.root / "schemas"
 
     @property
     def records(self) -> Path:

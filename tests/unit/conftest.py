@@ -7,11 +7,21 @@ from pathlib import Path
 
 import pytest
 
+from rig.config.source import ENV
 from rig.sim.serve import SimRack
 from rig.station.bench import Bounds, StationRig
 from rig.station.rack import load_rack
 
 DEFAULT_SIM_RACK = Path(__file__).resolve().parents[2] / "fixtures" / "racks" / "sim.toml"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_user_schemas() -> Iterator[None]:
+    """Unit tests choose their config schemas (tests/data, fixtures/schemas): a VESC Tool tree the user
+    points $VESC_TOOL_SRC at must not change what the simulator holds under them."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv(ENV, raising=False)
+        yield
 
 
 @pytest.fixture

@@ -228,24 +228,24 @@ def test_config_dump_diff_restore_round_trip(
     fresh: SimRack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url, a, b = port(fresh), tmp_path / "a.json", tmp_path / "b.json"
-    dumped = rig_json(capsys, "config", "dump", url, "-o", str(a))
+    dumped = rig_json(capsys, "config", "dump", url, "-o", str(a), "--raw-only")
     assert dumped["version"] == "6.02" and dumped["configs"]["mcconf"]["signature"] is not None
 
     change_mcconf(url, 17)
-    rig_json(capsys, "config", "dump", url, "-o", str(b))
-    code, out, _ = rig(capsys, "config", "diff", str(a), str(b), "--json")
+    rig_json(capsys, "config", "dump", url, "-o", str(b), "--raw-only")
+    code, out, _ = rig(capsys, "config", "diff", str(a), str(b), "--bytes", "--json")
     diff = json.loads(out)
     assert code == 3 and diff["same"] is False
     assert diff["configs"]["mcconf"]["first_offsets"] == [17] and diff["configs"]["mcconf"]["differing_bytes"] == 1
-    assert diff["configs"]["appconf"]["same"] is True
+    assert diff["configs"]["appconf"]["differing_bytes"] == 0
     assert diff["version"] == ["6.02", "6.02"]
 
-    code, out, _ = rig(capsys, "config", "diff", str(a), url)  # against the board, as a table
+    code, out, _ = rig(capsys, "config", "diff", str(a), url, "--bytes")  # against the board, as a table
     assert code == 3 and "mcconfbytes1bytediffers,firstat17" in flat(out)
 
     restored = rig_json(capsys, "config", "restore", url, str(a))
     assert restored["verified"] is True and restored["same_board"] is True
-    code, _, _ = rig(capsys, "config", "diff", str(a), url)
+    code, _, _ = rig(capsys, "config", "diff", str(a), url, "--bytes")
     assert code == 0
 
 
@@ -253,23 +253,23 @@ def test_restore_refuses_a_config_of_another_layout(
     fresh: SimRack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url, backup = port(fresh), tmp_path / "a.json"
-    rig_json(capsys, "config", "dump", url, "-o", str(backup))
+    rig_json(capsys, "config", "dump", url, "-o", str(backup), "--raw-only")
     raw = json.loads(backup.read_text())
     raw["blobs"]["mcconf"]["signature"] += 1  # as if read from a firmware with another mcconf layout
     raw["blobs"]["mcconf"]["data"] = "00" * 10
     backup.write_text(json.dumps(raw))
     change_mcconf(url, 3)
-    rig_json(capsys, "config", "dump", url, "-o", str(tmp_path / "now.json"))
+    rig_json(capsys, "config", "dump", url, "-o", str(tmp_path / "now.json"), "--raw-only")
 
     code, _, err = rig(capsys, "config", "restore", url, str(backup))
     assert code == 1 and "signature" in err and "[config signature mismatch]" in err
-    code, _, _ = rig(capsys, "config", "diff", str(tmp_path / "now.json"), url)
+    code, _, _ = rig(capsys, "config", "diff", str(tmp_path / "now.json"), url, "--bytes")
     assert code == 0  # the board's config is untouched
 
 
 def test_restore_refuses_another_hardware(sim: SimRack, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     backup = tmp_path / "esc-340.json"
-    rig_json(capsys, "config", "dump", port(sim, "esc-340"), "-o", str(backup))
+    rig_json(capsys, "config", "dump", port(sim, "esc-340"), "-o", str(backup), "--raw-only")
     code, _, err = rig(capsys, "config", "restore", port(sim), str(backup))
     assert code == 1 and "'410'" in err and "[wrong hardware]" in err
 

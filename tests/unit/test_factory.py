@@ -386,3 +386,49 @@ def test_plan_refuses_images_of_the_wrong_kind(images: dict[str, Path]) -> None:
     firmware: Image = load_firmware(images["target"], hw_names=("60",))
     with pytest.raises(ImageError, match="is a firmware image, the plan needs a bootloader"):
         FactoryPlan(firmware, firmware)
+
+
+# --- factory settings by field (rig.config.apply) ----------------------------------------------------
+
+
+SETTINGS_RACK = {
+    "name": "settings",
+    "simulated": True,
+    "schemas": str(REPO / "fixtures" / "schemas"),  # the project's own synthetic schemas (firmware 6.90)
+    "relay": [{"name": "lcus", "kind": "lcus", "channels": 2}],
+    "config": [{"hw": "60", "mcconf": {"l_current_max": 50.0, "motor_type": "DC"}, "appconf": {"controller_id": 3}}],
+    "station": [
+        {
+            "name": "a",
+            "relay": "lcus:1",
+            "swd": SWD,
+            "sim": {"hw": "60", "fw": "6.90"},
+            "config": {"mcconf": {"l_current_min": -150.0}, "appconf": {"controller_id": 5}},  # over hw 60's
+        },
+    ],
+}
+
+
+def test_factory_writes_the_racks_settings_by_field_and_records_them(tmp_path: Path) -> None:
+    """Per hardware ([[config]] hw = "60") and per station; a setting the firmware clamps fails the board."""
+    bootloader, target = tmp_path / "bootloader.bin", tmp_path / "fw-6.90.bin"
+    bootloader.write_bytes(make_bootloader_image())
+    target.write_bytes(make_firmware_image("60", "6.90", SMALL))
+    firmware = load_firmware(target, hw_names=("60",), version=FirmwareVersion(6, 90))
+    with SimRack(parse_rack(SETTINGS_RACK, tmp_path / "settings.toml"), tmp_path / "run") as sim:
+        blank(sim, "a")
+        board = station(sim, "a")
+        try:
+            with RecordStore(tmp_path / "records.sqlite") as store:
+                result = bring_up(board, FactoryPlan(firmware, load_bootloader(bootloader), merged=True), store, "r")
+                record = store.record(result.record_id or 0)
+        finally:
+            board.close()
+    by_name = {c.name: c for c in record.checks}
+    assert (by_name["config mcconf.l_current_max"].value, by_name["config mcconf.l_current_max"].unit) == (50.0, "A")
+    assert by_name["config mcconf.motor_type"].value == 1 and by_name["config mcconf.motor_type"].passed
+    assert by_name["config appconf.controller_id"].value == 5  # the station's setting wins over the hardware's
+    clamped = by_name["config mcconf.l_current_min"]
+    assert (clamped.value, clamped.passed) == (-120.0, False)  # hw 60: HW_LIM_CURRENT -120..120
+    assert (result.verdict, result.failed_checks) == ("FAIL", ("config mcconf.l_current_min",))
+    assert result.reason == "failed checks: config mcconf.l_current_min = -120.0"

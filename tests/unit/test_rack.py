@@ -96,6 +96,11 @@ def test_example_rack_loads_and_documents_every_key() -> None:
     text = (RACKS / "example.toml").read_text()
     for key in ("port_dir", "control", "transport", "readback", "bridge", "peers", "tcp_bridge", "faults", "uid"):
         assert key in text
+    assert rack.schemas == str((RACKS / ".." / "vesc_tool").resolve())
+    settings = rack.factory_settings(rack.station("esc-602"))
+    assert settings.fields["mcconf"] == {"l_current_max": 50.0, "l_current_min": -60.0, "l_in_current_max": 30.0}
+    assert settings.fields["appconf"]["app_ppm_conf.ctrl_type"] == "Current"
+    assert not rack.factory_settings(rack.station("phone-bridge"))  # no hw name: no [[config]] applies
 
 
 def test_round_trip_through_toml(tmp_path: Path) -> None:
@@ -198,6 +203,16 @@ def test_file_errors(tmp_path: Path) -> None:
         ('port_dir = "x"\n' + REAL, ("rack", "'port_dir'", "simulated racks")),
         (REAL.replace("[[relay]]", '[[relay]]\nname = "cmd"\nkind = "command"\n[[relay]]', 1), ("'argv'", "missing")),
         ('name = "x"\nstation = 5\n', ("rack", "'station'", "array of tables")),
+        (
+            REAL + "[station.config]\nmcconf = { l_current_max = [1, 2] }\n",
+            ("station 'esc1' config mcconf", "'l_current_max'", "must be a number, true/false or text"),
+        ),  # fmt: skip
+        (REAL + "[station.config]\nmotor = { x = 1 }\n", ("station 'esc1' config", "'motor'", "unknown key")),
+        (REAL + "[station.config]\nmcconf = 5\n", ("station 'esc1' config", "'mcconf'", "a table")),
+        (REAL + "[[config]]\nmcconf = { x = 1 }\n", ("config '#1'", "'hw'", "missing")),
+        (REAL + '[[config]]\nhw = "60"\n[[config]]\nhw = "60"\n', ("config '60'", "'hw'", "duplicate")),
+        (REAL + '[[config]]\nhw = "60"\nappconf = { "" = 1 }\n', ("config '60' appconf", "must not be empty")),
+        ('schemas = "http://x"\n' + REAL, ("rack", "'schemas'", "not a directory path")),
     ],
 )
 def test_real_rack_errors(tmp_path: Path, text: str, fragments: tuple[str, ...]) -> None:
