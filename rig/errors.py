@@ -10,6 +10,7 @@ class Diagnosis(StrEnum):
 
     TIMEOUT = "timeout"
     LINK_LOST = "link lost"
+    NO_PORT = "port not found"
     BAD_REPLY = "bad reply"
     PROTOCOL = "protocol error"
     UNSUPPORTED = "unsupported by this firmware"

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
+import os
 import sys
+from importlib import metadata
 
 from rig import interrupts
 from rig.errors import RigError
@@ -28,6 +31,7 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rig", description="VESC hardware-in-the-loop test rig")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
@@ -45,12 +49,27 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with interrupts.stopping_at_safe_points():
             code = int(args.func(args) or 0)
+        sys.stdout.flush()
     except RigError as exc:
+        code = EXIT_INTERRUPTED if interrupts.requested() else 1
         print(f"rig {args.command}: {exc} [{exc.diagnosis.value}]", file=sys.stderr)
-        return EXIT_INTERRUPTED if interrupts.requested() else 1
+        if getattr(args, "json", False):  # a script reads stdout: the error is a JSON document there too
+            error = {"error": str(exc), "diagnosis": exc.diagnosis.value, "command": args.command, "exit": code}
+            print(json.dumps(error, indent=1))
+        return code
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away (`rig devices --json | head -1`): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return EXIT_INTERRUPTED if interrupts.requested() else code
+
+
+def _version() -> str:
+    try:
+        return metadata.version("vesc-rig")
+    except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 if __name__ == "__main__":

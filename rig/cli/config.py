@@ -18,11 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
 from rig.cli.args import firmware_version
-from rig.cli.esc import emit_json, plain
+from rig.cli.output import emit_json, make_console, plain
 from rig.cli.session import add_connection_options, add_state_options, add_target, open_session, session_json
 from rig.config.apply import Assignment, SettingsResult, board_schemas, plan, write_settings
 from rig.config.codec import decode
@@ -289,7 +288,7 @@ def print_field_diff(title: str, meta: dict[str, list[str]], diffs: list[FieldDi
         table.add_row(f"{d.kind.value}.{d.name}", d.unit, d.old or "-", d.new or "-", f"[red]{note}[/]")
     if not diffs:
         table.add_row("fields", "", "", "", "all the same")
-    Console().print(table)
+    make_console().print(table)
 
 
 def _byte_diff(
@@ -327,7 +326,7 @@ def _byte_diff(
         count = "1 byte differs" if len(offsets) == 1 else f"{len(offsets)} bytes differ"
         detail = f"[red]{count}, first at {shown}{more}[/]" if offsets else "same"
         table.add_row(f"{kind.value} bytes", "", "", detail)
-    Console().print(table)
+    make_console().print(table)
     return 0 if same else EXIT_DIFFERENT
 
 
@@ -366,7 +365,7 @@ def run_set(args: argparse.Namespace) -> int:
 
 
 def _print_set(args: argparse.Namespace, result: SettingsResult) -> None:
-    console = Console()
+    console = make_console()
     for warning in result.plan.warnings:
         console.print(f"[yellow]warning:[/] {warning} (written anyway: the firmware does not check it)")
     written = " and ".join(k.value for k in result.written) or "nothing (every field already held the value)"
@@ -436,7 +435,7 @@ def _print_schemas(title: str, rows: list[dict[str, Any]]) -> None:
             status,
             r["file"],
         )
-    Console().print(table)
+    make_console().print(table)
 
 
 def run_schemas_check(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ from rich.table import Table
 from serial.tools import list_ports
 from serial.tools.list_ports_common import ListPortInfo
 
-from rig.cli.esc import emit_json
+from rig.cli.output import emit_json, make_console
 from rig.station.rack import Rack, load_rack
 from rig.transport.presence import VESC_PID, VESC_VID, PortLocator
 
@@ -180,7 +180,7 @@ def run_devices(args: argparse.Namespace) -> int:
             }
         emit_json(document)
         return 0
-    console = Console()
+    console = make_console()
     _print_ports(console, "VESC ports", [p for p in ports if p.kind == "vesc"])
     _print_ports(console, "relay boards", [p for p in ports if p.kind != "vesc"])
     _print_probes(console, probes, probe_error)

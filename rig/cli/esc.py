@@ -11,8 +11,7 @@ Exit codes: 0 done, 1 rig error (message and diagnosis on stderr), 2 usage.
 from __future__ import annotations
 
 import argparse
-import json
-from dataclasses import asdict, fields, is_dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +20,11 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColum
 from rich.table import Table
 
 from rig.cli.args import firmware_version, positive_int
+from rig.cli.output import emit_json, make_console, plain
 from rig.cli.session import add_target, open_session, session_json
 from rig.firmware.image import Image, ImageKind, load_image
 from rig.firmware.update import PhaseTimes, UploadResult
 from rig.protocol.codecs import FwVersionReply
-from rig.protocol.commands import FirmwareVersion
 from rig.station.session import StationSession
 
 
@@ -58,25 +57,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 # --- output ----------------------------------------------------------------------------------------
-
-
-def plain(value: Any) -> Any:
-    """A JSON-ready form: dataclasses as dicts, bytes as hex, versions as text."""
-    if isinstance(value, FirmwareVersion):
-        return str(value)
-    if isinstance(value, bytes):
-        return value.hex()
-    if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain(getattr(value, f.name)) for f in fields(value)}
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    return value
-
-
-def emit_json(document: Any) -> None:
-    print(json.dumps(plain(document), indent=1))
 
 
 def fw_fields(info: FwVersionReply) -> dict[str, Any]:
@@ -123,7 +103,7 @@ class PhaseBar:
             BarColumn(),
             DownloadColumn(),
             TimeElapsedColumn(),
-            console=Console(stderr=True),
+            console=make_console(stderr=True),
             disable=not enabled,
         )
         self.tasks: dict[str, TaskID] = {}
@@ -181,7 +161,7 @@ def run_info(args: argparse.Namespace) -> int:
     if args.json:
         emit_json({"url": args.url, "port": port, "fw_version": info, "values": telemetry})
         return 0
-    console = Console()
+    console = make_console()
     console.print(_kv_table(f"{args.url or args.station} ({port})", info))
     console.print(_kv_table("GET_VALUES", telemetry))
     return 0
@@ -215,7 +195,7 @@ def run_update(args: argparse.Namespace) -> int:
             }
         )
         return 0
-    console = Console()
+    console = make_console()
     where = args.url or args.station
     change = f"{result.before.version} -> [bold green]{result.after.version}[/]"
     console.print(f"{where}: firmware {change} ({result.proof})")
@@ -231,7 +211,7 @@ def run_bootloader(args: argparse.Namespace) -> int:
     if args.json:
         emit_json({"url": args.url, **_upload_json(result, UPLOAD_PHASES), **session_json(session)})
         return 0
-    console = Console()
+    console = make_console()
     console.print(f"{args.url or args.station}: bootloader written ({result.stats.bytes_sent} bytes sent)")
     _print_times(console, image.describe(), result.times, UPLOAD_PHASES)
     return 0

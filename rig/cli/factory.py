@@ -30,7 +30,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from rig import interrupts
-from rig.cli.esc import emit_json, firmware_version
+from rig.cli.args import firmware_version
+from rig.cli.output import emit_json, make_console
 from rig.cli.sim import served
 from rig.errors import Diagnosis, ImageError, RigError
 from rig.events import subscribe, unsubscribe
@@ -44,7 +45,6 @@ from rig.station.session import StationSession
 from rig.station.state import StateDir
 
 DEFAULT_JOBS = 8
-WIDE = 160  # table width when stdout is not a terminal
 _LIMITS = ("v_in", "temp_fet", "temp_motor")
 
 
@@ -264,7 +264,7 @@ class StepLines:
 def run_factory(args: argparse.Namespace) -> int:
     spec = load_rack(args.rack)
     run_id = args.run_id or f"factory-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-    stderr = Console(stderr=True)
+    stderr = make_console(stderr=True)
     listener = StepLines(stderr)
     state = StateDir.at(args.state_dir or spec.state_dir)
     records = args.records or state.records
@@ -281,9 +281,7 @@ def run_factory(args: argparse.Namespace) -> int:
     if args.json:
         emit_json({"rack": rack.name, "run_id": run_id, "records": str(records), "ok": ok, "boards": results})
     else:
-        console = Console()
-        if not console.is_terminal:  # a log or a pipe: room for the UIDs and the reasons
-            console.width = max(console.width, WIDE)
+        console = make_console()
         console.print(table(rack.name, run_id, results))
         print(f"records: {records} (run {run_id})")
     for r in results:

@@ -18,11 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from rig.cli.esc import emit_json
+from rig.cli.output import emit_json, make_console
 from rig.cli.sim import served
 from rig.client.esc import Timeouts
 from rig.errors import RigError
@@ -192,7 +191,7 @@ def run_check(args: argparse.Namespace) -> int:
     if args.json:
         emit_json({"rack": rack.name, "file": str(args.rack), "ok": ok, "stations": [_json(r) for r in results]})
     else:
-        Console().print(_table(rack.name, results))
+        make_console().print(_table(rack.name, results))
     for r in results:
         if not r.ok:
             print(f"rig rack check: station {r.station}: {', '.join(r.failures())} not ready", file=sys.stderr)

@@ -12,11 +12,10 @@ import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from rig.cli.esc import emit_json
+from rig.cli.output import emit_json, make_console
 from rig.factory.records import FAIL, PASS, VERDICTS, BoardRecord, RecordError, RecordStore, write_csv, write_json
 from rig.station.state import StateDir
 
@@ -91,7 +90,7 @@ def run_list(args: argparse.Namespace) -> int:
         checks = f"{len(r.checks)}" + (f" ({failed} failed)" if failed else "")
         row = (str(r.id), r.started[:19], r.station, r.uid, r.hw, r.fw, r.bootloader, checks)
         table.add_row(*map(escape, row), _styled(r.status))
-    Console().print(table)
+    make_console().print(table)
     return 0
 
 
@@ -101,7 +100,7 @@ def run_show(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(r.as_json())
         return 0
-    console = Console()
+    console = make_console()
     console.print(
         f"record {r.id} (run {escape(r.run_id)}): station {escape(r.station)}, board {escape(r.uid)}, "
         f"hw {escape(r.hw)}, firmware {escape(r.fw)}, bootloader {escape(r.bootloader or '-')}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -21,12 +22,14 @@ from typing import Any
 from serial.tools import list_ports
 
 from rig.client.esc import Timeouts
-from rig.errors import LinkError, RigError
+from rig.errors import Diagnosis, LinkError, RigError
 from rig.station.bench import Bounds
 from rig.station.permissions import Permit
 from rig.station.rack import Rack, Station, load_rack
 from rig.station.session import StationSession
 from rig.station.state import StateDir
+
+PORT_POLL_S = 0.05
 
 
 def add_target(parser: argparse.ArgumentParser, *, destructive: bool = False, wrong_hw: bool = False) -> None:
@@ -109,10 +112,7 @@ def open_session(args: argparse.Namespace, url: str | None = None) -> Iterator[S
         bounds=replace(Bounds(), connect_s=args.connect_timeout),
         timeouts=replace(Timeouts(), reply=args.timeout),
     )
-    locator = session.bench.locator
-    if locator.observable and locator.current() is None:
-        by_serial = f" and no USB port has serial number {session.spec.usb_serial}" if session.spec.usb_serial else ""
-        raise LinkError(f"no port at {locator.url}{by_serial}; `rig devices` lists the VESC ports")
+    _wait_for_port(session, args.connect_timeout)
     with session:
         try:
             yield session
@@ -120,6 +120,24 @@ def open_session(args: argparse.Namespace, url: str | None = None) -> Iterator[S
             tell(args, session, failed=True)
             raise
         tell(args, session)
+
+
+def _wait_for_port(session: StationSession, bound_s: float) -> None:
+    """A board may be re-enumerating: its port gets up to --connect-timeout to appear."""
+    locator = session.bench.locator
+    if not locator.observable:
+        return
+    deadline = time.monotonic() + bound_s
+    while locator.current() is None:
+        if time.monotonic() >= deadline:
+            serial = session.spec.usb_serial
+            by_serial = f" and no USB port has serial number {serial}" if serial else ""
+            raise LinkError(
+                f"no port at {locator.url}{by_serial} within {bound_s:g} s (--connect-timeout); "
+                "`rig devices` lists the VESC ports",
+                diagnosis=Diagnosis.NO_PORT,
+            )
+        time.sleep(PORT_POLL_S)
 
 
 def tell(args: argparse.Namespace, session: StationSession, *, failed: bool = False) -> None:

@@ -22,9 +22,9 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
+from rig.cli.output import make_console
 from rig.cli.session import add_state_options, permit, session_json, tell
 from rig.device.memory import BOOTLOADER_BASE, BOOTLOADER_SIZE, FLASH_BASE
 from rig.errors import RigError
@@ -291,7 +291,7 @@ class ProgressBar:
             BarColumn(),
             TaskProgressColumn(),
             TimeElapsedColumn(),
-            console=Console(stderr=True),
+            console=make_console(stderr=True),
             disable=not enabled,
         )
         self._phase: str | None = None

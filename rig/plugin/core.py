@@ -54,7 +54,7 @@ MARKERS = {
     "destructive": "erases or bricks a board on purpose; on hardware only with --allow-destructive",
 }
 LEASE_WAIT_S = 60.0
-SIM_MIN_BOUND_S = 2.5  # the shortest wait a fast simulator gets: its boards reboot at once, the host may be busy
+SIM_MIN_BOUND_S = 2.0  # the shortest wait a fast simulator gets: its boards reboot at once, the host may be busy
 EXIT_INTERRUPTED = 130
 
 

@@ -159,7 +159,7 @@ class StationRig:
                 return self._open_and_identify()
             except (LinkError, LinkLost) as exc:
                 if time.monotonic() >= deadline:
-                    raise RigTimeout(f"port of station {self.name} to stay open ({exc})", bound) from exc
+                    raise LinkError(f"{exc} (kept trying for {bound:g} s)", diagnosis=exc.diagnosis) from exc
                 log.info("%s: %s; trying again", self.name, exc)
                 time.sleep(0.02)
 

@@ -18,7 +18,7 @@ from typing import Literal, cast
 import serial
 import serial.rfc2217
 
-from rig.errors import LinkError, LinkLost, RigTimeout
+from rig.errors import Diagnosis, LinkError, LinkLost, RigTimeout
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +131,12 @@ class Link:
                 opened = serial.serial_for_url(url, baudrate=baudrate, timeout=0, write_timeout=WRITE_TIMEOUT_S)
                 port = cast(serial.Serial, opened)  # every URL handler's port has serial.Serial's interface
         except (serial.SerialException, OSError, ValueError) as exc:
+            if "Connection refused" in str(exc) and "://" in url:
+                where = url.split("://", 1)[1].split("?", 1)[0]
+                raise LinkError(
+                    f"{url}: connection refused at {where} (nothing listens there: is the bridge or ser2net running?)",
+                    diagnosis=Diagnosis.NO_PORT,
+                ) from exc
             raise LinkError(f"cannot open {url}: {exc}") from exc
         log.debug("opened %s", url)
         return cls(port, url, trace)

@@ -39,7 +39,7 @@ CASES = (
     SelfCheck("F9", "stuck_after:commands=3", "esc-602", CONFIG, Diagnosis.TIMEOUT),
     SelfCheck("link", "link_stall", "esc-602", CONFIG, Diagnosis.TIMEOUT),
     SelfCheck("link", "link_corrupt", "esc-602", CONFIG, Diagnosis.TIMEOUT),
-    SelfCheck("link", "link_slow:delay_s=2.0", "esc-602", CONFIG, Diagnosis.TIMEOUT),
+    SelfCheck("link", "link_slow:delay_s=1.2", "esc-602", CONFIG, Diagnosis.TIMEOUT),
     # a drop while connecting is absorbed (connect tries again within its bound); 4300 bytes from the host
     # land inside a SET_MCCONF of the test (every connection first sends 1032 flush bytes), which must not be retried
     SelfCheck("link", "link_drop:after_bytes=4300", "esc-602", CONFIG, Diagnosis.LINK_LOST),
