@@ -40,12 +40,12 @@ from rig.factory.records import FAIL, PASS, RecordStore
 from rig.firmware.image import Image, ImageKind, load_bootloader, load_firmware, load_from_folder, load_image
 from rig.protocol.commands import FirmwareVersion
 from rig.station.permissions import Permission, Permit
-from rig.station.rack import Rack, Station, StationImages, load_rack
+from rig.station.rack import LIMIT_NAMES, Rack, Station, StationImages, load_rack
 from rig.station.session import StationSession
 from rig.station.state import StateDir
 
 DEFAULT_JOBS = 8
-_LIMITS = ("v_in", "temp_fet", "temp_motor")
+_LIMITS = LIMIT_NAMES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -157,12 +157,14 @@ def _from_rack(spec: Station, hw: str) -> _Given:
     )
 
 
-def plans(args: argparse.Namespace, stations: tuple[Station, ...]) -> dict[str, FactoryPlan]:
-    """One plan per station: the images given, the rest from the station's images in the rack."""
+def plans(args: argparse.Namespace, rack: Rack, stations: tuple[Station, ...]) -> dict[str, FactoryPlan]:
+    """One plan per station: the images given, the rest from the station's images in the rack; limits from
+    the rack's [limits], the station's [station.limits], then the command line."""
     given = _given(args)
-    limits = Limits().override(**{name: getattr(args, name) for name in _LIMITS})
+    given_limits = {name: getattr(args, name) for name in _LIMITS}
     out = {}
     for spec in stations:
+        limits = Limits().override(**rack.limits).override(**spec.limits).override(**given_limits)
         images = given
         if None in (given.firmware, given.bootloader):
             made = _from_rack(spec, args.hw or spec.hw or "")
@@ -270,7 +272,7 @@ def run_factory(args: argparse.Namespace) -> int:
     records = args.records or state.records
     context = FactoryContext(state, factory_permit(args), records, run_id)
     with served(spec, args.rack, args.serve) as rack:
-        chosen = plans(args, rack.select(args.station))
+        chosen = plans(args, rack, rack.select(args.station))
         if not args.json:
             subscribe(listener)
         try:

@@ -191,6 +191,7 @@ class Station:
     sim: SimSpec | None = None
     images: StationImages | None = None
     hw: str | None = None  # the board's hardware name (checked against images; a simulated board's own)
+    limits: Mapping[str, str] = field(default_factory=dict)  # [station.limits]: over the rack's [limits]
     config: ConfigSettings | None = None  # [station.config]: this station's factory settings
 
     @property
@@ -216,6 +217,7 @@ class Rack:
     sim_speed: float | None = None  # served simulated racks: the simulator's time speed (0 instant, 1 real)
     schemas: str | None = None  # VESC Tool source folder or exported schema files (rig.config.source)
     configs: tuple[HwConfig, ...] = ()  # [[config]]: factory settings per hardware
+    limits: Mapping[str, str] = field(default_factory=dict)  # [limits]: factory telemetry limits, "LOW:HIGH"
 
     def factory_settings(self, station: Station) -> ConfigSettings:
         """The settings the factory writes to a station's board: its hardware's [[config]], then its own."""
@@ -314,12 +316,21 @@ def parse_rack(data: Mapping[str, Any], path: Path | str = "<rack>") -> Rack:
     state_dir = _folder(top, "state_dir", Path(path))
     schemas = _folder(top, "schemas", Path(path))
     configs = tuple(_hw_config(e) for e in top.tables("config"))
+    limits = _limits(top.table("limits"))
     top.unique("config", [c.hw for c in configs], key="hw")
     top.done()
     if not stations:
         raise RackFileError(f"{path}: rack: no [[station]] entries")
     rack = Rack(name, stations, relays, supplies, simulated, port_dir, control, Path(path))
-    return replace(rack, leases=leases, state_dir=state_dir, sim_speed=sim_speed, schemas=schemas, configs=configs)
+    return replace(
+        rack,
+        leases=leases,
+        state_dir=state_dir,
+        sim_speed=sim_speed,
+        schemas=schemas,
+        configs=configs,
+        limits=limits,
+    )
 
 
 def _folder(top: _Entry, key: str, path: Path) -> str | None:
@@ -348,6 +359,29 @@ def _settings(e: _Entry) -> ConfigSettings:
             table.seen.add(name)
         found[kind] = dict(table.data)
     return ConfigSettings(found)
+
+
+LIMIT_NAMES = ("v_in", "temp_fet", "temp_motor")  # what the factory checks against limits (rig.factory.flow)
+_RANGE = re.compile(r"^\s*(-?\d+(\.\d+)?)?\s*:\s*(-?\d+(\.\d+)?)?\s*$|^\s*none\s*$", re.IGNORECASE)
+
+
+def _limits(e: _Entry | None) -> dict[str, str]:
+    """[limits] / [station.limits]: "LOW:HIGH" (either side may be empty) or "none", per measurement."""
+    if e is None:
+        return {}
+    found = {}
+    for name in LIMIT_NAMES:
+        text = e.text(name)
+        if text is None:
+            continue
+        if not _RANGE.match(text):
+            e.fail(name, f'{text!r} is not "LOW:HIGH" (either side may be empty, e.g. "30:60", ":70") or "none"')
+        low, _, high = text.partition(":")
+        if low.strip() and high.strip() and float(low) > float(high):
+            e.fail(name, f"{text!r}: the low limit is above the high one")
+        found[name] = text
+    e.done()
+    return found
 
 
 def _hw_config(e: _Entry) -> HwConfig:
@@ -457,13 +491,30 @@ def _station(
     e.unique_values("can_ids", can_ids)
     images = _images(e.table("images"), path)
     hw = e.text("hw") or (sim.node.hw if sim else None)
+    limits = _limits(e.table("limits"))
     config_table = e.table("config")
     config = None
     if config_table is not None:
         config = _settings(config_table)
         config_table.done()
     e.done()
-    return Station(name, port, url, usb_serial, bridge, relay, supply, swd, can_ids, tags, sim, images, hw, config)
+    return Station(
+        name,
+        port,
+        url,
+        usb_serial,
+        bridge,
+        relay,
+        supply,
+        swd,
+        can_ids,
+        tags,
+        sim,
+        images,
+        hw,
+        config=config,
+        limits=limits,
+    )
 
 
 def _relay_ref(e: _Entry, boards: Mapping[str, RelayBoardSpec]) -> RelayRef | None:
@@ -720,6 +771,8 @@ def _dump(rack: Rack) -> str:
     if rack.simulated:
         top |= {"port_dir": rack.port_dir, "control": rack.control, "sim_speed": rack.sim_speed}
     out = _lines(top)
+    if rack.limits:
+        out += ["", "[limits]", *_lines(dict(rack.limits))]
     table: dict[str, Any]
     for board in rack.relays:
         table = {"name": board.name, "kind": board.kind, "port": board.port, "tcp": board.tcp}
@@ -743,6 +796,8 @@ def _dump(rack: Rack) -> str:
         out += ["", "[[station]]", *_lines(table)]
         if s.images:
             out += ["[station.images]", *_lines(vars(s.images))]
+        if s.limits:
+            out += ["[station.limits]", *_lines(dict(s.limits))]
         if s.config:
             out += _settings_lines("station.config", s.config)
         if s.sim:

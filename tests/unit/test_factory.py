@@ -353,7 +353,7 @@ def test_images_of_each_station_of_a_served_simulated_rack(tmp_path: Path) -> No
     )  # fmt: skip
     with SimRack(load_rack(REPO / "fixtures" / "racks" / "sim.toml"), tmp_path / "run") as served:
         rack = served.resolved
-        made = plans(args, rack.stations)
+        made = plans(args, rack, rack.stations)
     assert list(made) == [s.name for s in rack.stations]
     versions = {n: (str(p.swd_image.version), str(p.firmware.version), p.firmware.hw_names) for n, p in made.items()}
     assert versions["esc-602"] == ("6.02", "6.03", ("60",))
@@ -361,6 +361,24 @@ def test_images_of_each_station_of_a_served_simulated_rack(tmp_path: Path) -> No
     limits = made["esc-602"].limits
     assert limits.temp_fet == Range(None, 70.0, "°C") and limits.temp_motor == Range(None, None, "°C")
     assert limits.v_in == Limits().v_in
+
+
+def test_limits_come_from_the_rack_then_the_station_then_the_command_line(tmp_path: Path) -> None:
+    rack_file = tmp_path / "rack.toml"
+    rack_file.write_text(
+        'name = "bench"\n[limits]\nv_in = "20:30"\ntemp_fet = ":50"\n'
+        '[[station]]\nname = "a"\nport = "/dev/a"\n[station.limits]\ntemp_fet = "5:45"\n'
+        '[[station]]\nname = "b"\nport = "/dev/b"\n'
+    )
+    rack = load_rack(rack_file)
+    args = argparse.Namespace(v_in=None, temp_fet=None, temp_motor="none")
+    a = Limits().override(**rack.limits).override(**rack.station("a").limits).override(**vars(args))
+    b = Limits().override(**rack.limits).override(**rack.station("b").limits).override(**vars(args))
+    assert (a.v_in, a.temp_fet, a.temp_motor) == (Range(20, 30, "V"), Range(5, 45, "°C"), Range(None, None, "°C"))
+    assert (b.v_in, b.temp_fet) == (Range(20, 30, "V"), Range(None, 50, "°C"))
+    again = tmp_path / "again.toml"
+    again.write_text(rack.to_toml())
+    assert load_rack(again).limits == rack.limits and load_rack(again).station("a").limits == {"temp_fet": "5:45"}
 
 
 def test_factory_mistakes_are_clean_errors(

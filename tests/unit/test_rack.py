@@ -222,6 +222,18 @@ def test_real_rack_errors(tmp_path: Path, text: str, fragments: tuple[str, ...])
 @pytest.mark.parametrize(
     ("text", "fragments"),
     [
+        (REAL + '[limits]\nv_in = "thirty"\n', ("limits", "'v_in'", "LOW:HIGH")),
+        (REAL + '[limits]\ntemp_fet = "60:20"\n', ("'temp_fet'", "low limit is above the high one")),
+        (REAL + '[limits]\nrpm = "1:2"\n', ("limits", "'rpm'", "unknown key")),
+    ],
+)
+def test_limit_errors(tmp_path: Path, text: str, fragments: tuple[str, ...]) -> None:
+    fails(tmp_path, text, *fragments)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragments"),
+    [
         (SIM.replace('hw = "60"\n', ""), ("station 'esc1' sim", "'hw'", "missing")),
         (SIM.replace('[station.sim]\nhw = "60"\nfw = "6.02"\n', ""), ("station 'esc1'", "'sim'", "missing")),
         (SIM + "colour = 1\n", ("station 'esc1' sim", "'colour'", "unknown key")),
