@@ -7,7 +7,7 @@ RACK   ?= fixtures/racks/sim.toml
 REPORTS ?= reports
 PYTEST_ARGS ?=
 
-.PHONY: setup test run report bench bench-baseline bench-compare lint check-schemas clean
+.PHONY: setup test run nightly report bench bench-baseline bench-compare lint check-schemas clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "vesc-rig needs Python 3.11 or newer")'
@@ -27,6 +27,21 @@ run: setup
 	@mkdir -p $(REPORTS)
 	$(BIN)/pytest tests/scenarios --rack $(RACK) --alluredir $(REPORTS)/allure-results --clean-alluredir \
 		--junitxml $(REPORTS)/junit.xml $(PYTEST_ARGS)
+
+# The night's run on a rack (docs/recipes/nightly.md): every station in parallel, the wide disconnect sweep,
+# the Allure report, and the throughput gate when a baseline exists; exits non-zero if a test failed.
+JOBS ?= 2
+nightly: setup
+	@mkdir -p $(REPORTS)
+	$(BIN)/pytest tests/scenarios --rack $(RACK) -n $(JOBS) --dist loadgroup --disconnect-sweep nightly \
+		--alluredir $(REPORTS)/allure-results --clean-alluredir --junitxml $(REPORTS)/junit.xml $(PYTEST_ARGS); \
+	status=$$?; \
+	$(MAKE) --no-print-directory report || status=1; \
+	if [ -f $(BASELINE) ]; then $(MAKE) --no-print-directory bench-compare || status=1; \
+	else echo "no throughput baseline at $(BASELINE) (make bench-baseline on the release): gate skipped"; fi; \
+	echo "nightly: Allure report in $(REPORTS)/allure-report (serve: python -m http.server -d $(REPORTS)/allure-report)"; \
+	echo "nightly: JUnit XML $(REPORTS)/junit.xml, benchmarks $(BENCH_DIR)/"; \
+	exit $$status
 
 # HTML report of the last `make run` with the real Allure 3 CLI (npm, installed into .allure/); JUnit XML beside it.
 report: setup

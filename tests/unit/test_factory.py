@@ -389,6 +389,8 @@ def test_factory_mistakes_are_clean_errors(
     assert code == 1 and "not served" in err and "--serve" in err
     hardware = str(REPO / "fixtures" / "racks" / "example.toml")
     code, _, err = rig(capsys, "factory", "--rack", hardware)
+    assert code == 1 and "fixtures/fw/6.02: no such firmware file" in err  # esc-602's [station.images]
+    code, _, err = rig(capsys, "factory", "--rack", hardware, "--station", "dual-66")
     assert code == 1 and "has no firmware and bootloader images: give --firmware and --bootloader" in err
     code, _, err = rig(capsys, "factory", "--rack", hardware, "--firmware", str(tmp_path / "nope.bin"))
     assert code == 1 and "nope.bin: no such firmware file" in err
