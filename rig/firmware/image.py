@@ -147,7 +147,12 @@ def load_firmware(path: Path, *, hw_names: tuple[str, ...] = (), version: Firmwa
     """Load a firmware image from .bin or .hex and check it; refuse what cannot be uploaded."""
     data = _load(path, FLASH_BASE, APP_LIMIT, "firmware")
     folder_hw = hw_names_of_folder(path.parent.name) if path.name == FIRMWARE_FILE else ()
-    return _checked(ImageKind.FIRMWARE, data, str(path), hw_names or folder_hw, version)
+    if hw_names and folder_hw and not {h.lower() for h in hw_names} & {h.lower() for h in folder_hw}:
+        raise WrongHardware(
+            f"{path}: its desktop-tool folder says hardware {'/'.join(folder_hw)}, but it was named as an image "
+            f"for {'/'.join(hw_names)} (--hw): refusing an image whose hardware is in doubt"
+        )
+    return _checked(ImageKind.FIRMWARE, data, str(path), folder_hw or hw_names, version)
 
 
 def load_bootloader(path: Path, *, hw_names: tuple[str, ...] = ()) -> Image:
