@@ -48,6 +48,7 @@ pytest_plugins = ["rig.plugin.records", "rig.plugin.allure", "rig.plugin.simulat
 
 MARKERS = {
     "relay": "needs a relay channel or supply that powers the station",
+    "tcp_bridge": "needs a TCP bridge to the station's ESC (forced TCP drops)",
     "swd": "needs an SWD probe on the station",
     "can": "needs CAN peers behind the station's port (a dual board)",
     "sim_only": "needs the simulator (fault injection); skipped on hardware",
@@ -300,6 +301,8 @@ def _skip_unless_capable(request: pytest.FixtureRequest, rack: Rack, spec: Stati
         pytest.skip(f"station {spec.name} has no relay channel or supply")
     if node.get_closest_marker("swd") and (spec.swd is None or spec.swd.probe is None):
         pytest.skip(f"station {spec.name} has no SWD probe")
+    if node.get_closest_marker("tcp_bridge") and spec.bridge is None:
+        pytest.skip(f"station {spec.name} has no TCP bridge")
     if node.get_closest_marker("can") and len(spec.can_ids) < 2:
         pytest.skip(f"station {spec.name} has no CAN peers")
     if node.get_closest_marker("sim_only") and not rack.simulated:

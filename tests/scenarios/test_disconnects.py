@@ -30,13 +30,6 @@ from rig.transport.presence import wait_gone
 INTERRUPTED = (LinkLost, RigTimeout)
 
 
-def _require(station: StationSession, method: str) -> None:
-    if method == "tcp drop" and station.spec.bridge is None:
-        pytest.skip(f"station {station.name} has no TCP bridge")
-    if method == "power cut" and station.spec.relay is None and station.spec.supply is None:
-        pytest.skip(f"station {station.name} has no relay channel or supply")
-
-
 def _open(station: StationSession, method: str) -> Esc:
     """A connection through the path the method will cut."""
     if method != "tcp drop":
@@ -89,7 +82,6 @@ def _changed(station: StationSession, esc: Esc, blob: ConfigBlob) -> ConfigBlob:
 def test_config_write_cut(
     station: StationSession, config_backup: ConfigCare, method: str, frame_cut: FrameCut, reconnect_after_s: float
 ) -> None:
-    _require(station, method)
     kind = ConfigKind.APPCONF
     esc = _open(station, method)
     old = esc.get_config(kind)
@@ -108,7 +100,6 @@ def test_config_write_cut(
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("direction", ["request", "reply"])
 def test_config_read_cut(station: StationSession, config_backup: ConfigCare, method: str, direction: str) -> None:
-    _require(station, method)
     kind = ConfigKind.MCCONF
     esc = _open(station, method)
     old = esc.get_config(kind)
@@ -162,7 +153,6 @@ def test_update_cut_leaves_old_firmware_and_retry_works(
     method: str,
     phase: str,
 ) -> None:
-    _require(station, method)
     strategy.transition(Running(baseline_firmware))
     _interrupt_upload(station, method, phase, firmware)
     _come_back(station, method, 0.0)
