@@ -35,7 +35,8 @@ from allure_commons.utils import represent
 import rig
 from rig import events
 from rig.captures.decode import decode_log
-from rig.cli.trace import format_plain
+from rig.captures.render import report_text
+from rig.captures.verdict import verdict
 from rig.errors import Diagnosis, RigError
 from rig.firmware.config import ConfigBackup
 from rig.firmware.image import Image
@@ -142,9 +143,9 @@ def trace_attachments(station: str, trace: Trace) -> dict[str, str]:
         f"# station {station}: {len(trace.entries)} chunks, "
         f"{trace.total('tx')} bytes host->ESC (tx), {trace.total('rx')} bytes ESC->host (rx)\n"
     )
-    header = "# line         time dir offset  command               payload  CRC / discard reason\n"
+    decoded = decode_log(raw)
     return {
-        f"{station}: link trace, decoded frames": summary + header + format_plain(decode_log(raw)),
+        f"{station}: link trace, decoded frames": summary + report_text(decoded, verdict(decoded)),
         f"{station}: link trace, raw hex": summary + raw,
     }
 
