@@ -28,11 +28,14 @@ run: setup
 	$(BIN)/pytest tests/scenarios --rack $(RACK) --alluredir $(REPORTS)/allure-results --clean-alluredir \
 		--junitxml $(REPORTS)/junit.xml $(PYTEST_ARGS)
 
-# HTML report of the last `make run` with the real Allure 3 CLI (npm, installed into .allure/); JUnit XML beside it.
+# HTML report of the last `make run` (or of RESULTS=folder, e.g. a benchmark run's --alluredir) with the real
+# Allure 3 CLI. The CLI comes from npm into .allure/ on first use (needs Node.js 20+ and npm, and the registry
+# that once); after that, and for every report, no network. It prints how to open the report (over HTTP).
+RESULTS ?= $(REPORTS)/allure-results
 report: setup
-	scripts/install-allure.sh
-	$(BIN)/python -m rig.report.allure_html $(REPORTS)/allure-results -o $(REPORTS)/allure-report
-	@echo "JUnit XML: $(REPORTS)/junit.xml"
+	@scripts/install-allure.sh >/dev/null
+	$(BIN)/python -m rig.report.allure_html $(RESULTS) -o $(REPORTS)/allure-report
+	@if [ -f $(REPORTS)/junit.xml ]; then echo "JUnit XML: $(REPORTS)/junit.xml"; fi
 
 BENCH_DIR   ?= $(REPORTS)/benchmarks
 BENCH_STORE := file://$(abspath $(BENCH_DIR))/saved
