@@ -14,7 +14,8 @@
   simulator, ...: RIG_OWN) and for bugs. This is an allure_commons plugin whose `report_result` runs
   before the results are written; allure-pytest has no other way to choose a status (allure-python #377).
 - A benchmark that records throughput per phase (``extra_info``, as the flash benchmarks do) gets its
-  throughput table and chart (rig.report.throughput_chart) attached to its result.
+  throughput table and chart (rig.report.throughput_chart) attached to its result (not under
+  ``--benchmark-disable``, whose single untimed round measures nothing).
 - A failed ``==`` between two configs (ConfigBlob or ConfigBackup) gets a hex diff, attached and shown.
 - A RigError gets the note ``[diagnosis: <value>]`` before pytest reports it, so the text is part of
   the failure message everywhere: terminal, JUnit XML, Allure's statusDetails.message. The alluredir's
@@ -267,6 +268,8 @@ def _attach_trace(item: pytest.Item) -> None:
 def _attach_throughput(item: pytest.Item) -> None:
     """A benchmark's throughput per phase: table and chart (pytest-benchmark's fixture holds its extra_info)."""
     fixture = getattr(item, "funcargs", {}).get("benchmark")
+    if getattr(fixture, "disabled", True):  # --benchmark-disable: one untimed run, its rates mean nothing
+        return
     info = getattr(fixture, "extra_info", None)
     rates = rates_of(item.name, info) if isinstance(info, dict) else []
     if rates:

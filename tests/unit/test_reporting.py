@@ -268,3 +268,30 @@ def test_failed_not_broken_rewrites_results_and_their_steps() -> None:
     result = model2.TestResult(name="t", status=model2.Status.BROKEN, statusDetails=product, steps=[outer, other])
     FailedNotBroken().report_result(result)
     assert [result.status, outer.status, inner.status, other.status] == ["failed", "failed", "failed", "broken"]
+
+
+BENCHMARK = """
+def test_update_speed(benchmark):
+    benchmark(lambda: None)
+    benchmark.extra_info["phase_bytes_per_s"] = {"erase": 65000.0, "write": 48000.0}
+    benchmark.extra_info["floor_bytes_per_s"] = {"write": 53000.0}
+"""
+
+
+@pytest.mark.parametrize("disabled", [False, True])
+def test_benchmark_results_carry_their_throughput(pytester: pytest.Pytester, disabled: bool) -> None:
+    pytester.makepyfile(test_bench=BENCHMARK)
+    results = pytester.path / "allure-results"
+    options = ["--benchmark-disable"] if disabled else ["--benchmark-min-rounds=1", "--benchmark-max-time=0"]
+    outcome = pytester.runpytest_subprocess("--alluredir", str(results), "-p", "no:cacheprovider", *options)
+    outcome.assert_outcomes(passed=1)
+    (test,) = [json.loads(p.read_text()) for p in results.glob("*-result.json")]
+    attached = {a["name"]: results / a["source"] for a in test.get("attachments", [])}
+    if disabled:
+        assert not attached, "an untimed round has no throughput"
+        return
+    assert set(attached) == {"throughput per phase", "throughput chart"}
+    table = attached["throughput per phase"].read_text().splitlines()
+    assert table[1].split() == ["update_speed", "·", "erase", "65.0", "-", "-"]
+    assert table[2].split() == ["update_speed", "·", "write", "48.0", "53.0", "0.91"]
+    assert ET.fromstring(attached["throughput chart"].read_bytes()).tag.endswith("svg")
