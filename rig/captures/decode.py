@@ -143,6 +143,9 @@ class DecodedTrace:
     chunks: list[Chunk] = field(default_factory=list)
 
     def frames(self, role: Role | None = None) -> list[TraceEvent]:
+        """The frames, or those of one role (a direction word such as "tx" is not a role: TypeError)."""
+        if role is not None and not isinstance(role, Role):
+            raise TypeError(f"frames() takes a Role, not {role!r}")
         return [e for e in self.events if e.kind == Kind.FRAME and role in (None, e.role)]
 
     def of_kind(self, kind: Kind) -> list[TraceEvent]:

@@ -3,7 +3,7 @@
 Each format function turns one :class:`Entry` (bytes in a direction, or a text line) into a line the way
 that kind of logger prints it: a TCP/BLE bridge (``[I 14:05:45.550] read: 02a3…(20)``), a "TX:/RX:"
 desktop log, Android logcat, nRF Connect, the rig's own trace, and bare hex. The F7 capture is rebuilt
-from failure-modes.md: a firmware 3.40 board behind a phone app's TCP bridge, a 168-byte SET_APPCONF
+from docs/failure-modes.md: a firmware 3.40 board behind a phone app's TCP bridge, a 168-byte SET_APPCONF
 ``02 a3 10 …`` with CRC ``10 1e`` in 20-byte pieces, polls ``02 01 1f e3 de 03``, the TCP link dropped, a
 new connection sending ``02 01 00 00 00 03``.
 """

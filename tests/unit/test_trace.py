@@ -476,3 +476,10 @@ def test_rig_trace_format_of_the_builder_matches_the_link() -> None:
     entry = TraceEntry(1.5, "tx", POLL)
     assert rig_trace(Entry(1.5, "esc", POLL)) == entry.line()
     assert Cmd.GET_DECODED_PPM == 31 and GENERATIONS[-1].timeout_ticks is None
+
+
+def test_frames_take_a_role_not_a_word() -> None:
+    decoded = decode_log(f"tx: {FW_VERSION.hex()}")
+    assert [f.command for f in decoded.frames(Role.TO_ESC)] == ["FW_VERSION"]
+    with pytest.raises(TypeError, match="takes a Role"):
+        decoded.frames("tx")  # type: ignore[arg-type]
