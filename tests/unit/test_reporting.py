@@ -279,7 +279,10 @@ def test_update_speed(benchmark):
 
 
 @pytest.mark.parametrize("disabled", [False, True])
-def test_benchmark_results_carry_their_throughput(pytester: pytest.Pytester, disabled: bool) -> None:
+def test_benchmark_results_carry_their_throughput(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, disabled: bool
+) -> None:
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # pytest-benchmark turns itself off under xdist
     pytester.makepyfile(test_bench=BENCHMARK)
     results = pytester.path / "allure-results"
     options = ["--benchmark-disable"] if disabled else ["--benchmark-min-rounds=1", "--benchmark-max-time=0"]
