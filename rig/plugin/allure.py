@@ -265,7 +265,7 @@ def _attach_trace(item: pytest.Item) -> None:
         allure.attach(text, name=name, attachment_type=AttachmentType.TEXT)
 
 
-def _attach_throughput(item: pytest.Item) -> None:
+def attach_throughput(item: pytest.Item) -> None:
     """A benchmark's throughput per phase: table and chart (pytest-benchmark's fixture holds its extra_info)."""
     fixture = getattr(item, "funcargs", {}).get("benchmark")
     if getattr(fixture, "disabled", True):  # --benchmark-disable: one untimed run, its rates mean nothing
@@ -415,7 +415,7 @@ def pytest_runtest_makereport(
         _note_diagnosis(call.excinfo.value)
     report = yield
     if _allure_dir(item.config) is not None and report.when == "call":
-        _attach_throughput(item)
+        attach_throughput(item)
     if report.when == "teardown":
         _attach_trace(item)
     return report

@@ -11,7 +11,9 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
+import allure
 import pytest
 from allure_commons import model2
 
@@ -19,7 +21,15 @@ from rig.captures.decode import decode_log
 from rig.captures.directions import Role
 from rig.errors import Diagnosis
 from rig.factory.records import FAIL, PASS, RecordStore
-from rig.plugin.allure import RIG_OWN, FailedNotBroken, categories, config_diff, diagnosis_tag, product_failure
+from rig.plugin.allure import (
+    RIG_OWN,
+    FailedNotBroken,
+    attach_throughput,
+    categories,
+    config_diff,
+    diagnosis_tag,
+    product_failure,
+)
 from rig.protocol.codecs import ConfigBlob, ConfigKind
 from rig.protocol.framing import encode_frame
 from rig.sim.image import make_firmware_image
@@ -278,23 +288,30 @@ def test_update_speed(benchmark):
 """
 
 
-@pytest.mark.parametrize("disabled", [False, True])
-def test_benchmark_results_carry_their_throughput(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, disabled: bool
-) -> None:
+def test_benchmark_results_carry_their_throughput(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # pytest-benchmark turns itself off under xdist
     pytester.makepyfile(test_bench=BENCHMARK)
     results = pytester.path / "allure-results"
-    options = ["--benchmark-disable"] if disabled else ["--benchmark-min-rounds=1", "--benchmark-max-time=0"]
-    outcome = pytester.runpytest_subprocess("--alluredir", str(results), "-p", "no:cacheprovider", *options)
+    options = ("--benchmark-min-rounds=1", "--benchmark-max-time=0", "-p", "no:cacheprovider")
+    outcome = pytester.runpytest_subprocess("--alluredir", str(results), *options)
     outcome.assert_outcomes(passed=1)
     (test,) = [json.loads(p.read_text()) for p in results.glob("*-result.json")]
     attached = {a["name"]: results / a["source"] for a in test.get("attachments", [])}
-    if disabled:
-        assert not attached, "an untimed round has no throughput"
-        return
     assert set(attached) == {"throughput per phase", "throughput chart"}
     table = attached["throughput per phase"].read_text().splitlines()
     assert table[1].split() == ["update_speed", "·", "erase", "65.0", "-", "-"]
     assert table[2].split() == ["update_speed", "·", "write", "48.0", "53.0", "0.91"]
     assert ET.fromstring(attached["throughput chart"].read_bytes()).tag.endswith("svg")
+
+
+def test_an_untimed_benchmark_attaches_no_throughput(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under --benchmark-disable pytest-benchmark's fixture is `disabled`: its single round measured nothing."""
+    attached: list[str] = []
+    monkeypatch.setattr(allure, "attach", lambda body, name, **kw: attached.append(name))
+    info = {"phase_bytes_per_s": {"write": 48000.0}}
+    for disabled in (True, False):
+        item = SimpleNamespace(
+            name="test_x", funcargs={"benchmark": SimpleNamespace(disabled=disabled, extra_info=info)}
+        )
+        attach_throughput(item)  # type: ignore[arg-type]
+    assert attached == ["throughput per phase", "throughput chart"]  # only from the timed one
