@@ -376,7 +376,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=ATTACH_WHEN,
         default="failed",
         help="attach the station's link trace (decoded and raw) to the Allure results of failed tests "
-        "(default), of every test, or never",
+        "(default), of every test, or never; unless never, a failed step gets the end of it, decoded",
     )
 
 
