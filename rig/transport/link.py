@@ -172,15 +172,11 @@ class Link:
         self._check_open()
         allowed = self._budget("tx", len(data))
         chunk = data[:allowed]
-        written = False
         try:
             if chunk:
                 self.port.write(chunk)
-                written = True
                 self.port.flush()
         except IO_ERRORS as exc:
-            if written:  # the bytes went out before the port vanished (a board jumping to its bootloader)
-                self.trace.record("tx", chunk)
             self._lost = f"link {self.url} lost while writing: {exc}"
             raise LinkLost(self._lost) from exc
         self.trace.record("tx", chunk)
