@@ -28,9 +28,9 @@ run: setup
 	$(BIN)/pytest tests/scenarios --rack $(RACK) --alluredir $(REPORTS)/allure-results --clean-alluredir \
 		--junitxml $(REPORTS)/junit.xml $(PYTEST_ARGS)
 
-# HTML report of the last `make run` (or of RESULTS=folder, e.g. a benchmark run's --alluredir) with the real
-# Allure 3 CLI. The CLI comes from npm into .allure/ on first use (needs Node.js 20+ and npm, and the registry
-# that once); after that, and for every report, no network. It prints how to open the report (over HTTP).
+# HTML report of the last `make run` with the real Allure 3 CLI (npm, installed into .allure/); JUnit XML beside it.
+# RESULTS=folder reports another run (a benchmark run's --alluredir, say). The CLI comes from npm on first use
+# (Node.js 20+ and npm, and the registry that once); after that no network. It prints how to open the report.
 RESULTS ?= $(REPORTS)/allure-results
 report: setup
 	@scripts/install-allure.sh >/dev/null
