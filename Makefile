@@ -44,10 +44,13 @@ nightly: setup
 	exit $$status
 
 # HTML report of the last `make run` with the real Allure 3 CLI (npm, installed into .allure/); JUnit XML beside it.
+# RESULTS=folder reports another run (a benchmark run's --alluredir, say). The CLI comes from npm on first use
+# (Node.js 20+ and npm, and the registry that once); after that no network. It prints how to open the report.
+RESULTS ?= $(REPORTS)/allure-results
 report: setup
-	scripts/install-allure.sh
-	$(BIN)/python -m rig.report.allure_html $(REPORTS)/allure-results -o $(REPORTS)/allure-report
-	@echo "JUnit XML: $(REPORTS)/junit.xml"
+	@scripts/install-allure.sh >/dev/null
+	$(BIN)/python -m rig.report.allure_html $(RESULTS) -o $(REPORTS)/allure-report
+	@if [ -f $(REPORTS)/junit.xml ]; then echo "JUnit XML: $(REPORTS)/junit.xml"; fi
 
 BENCH_DIR   ?= $(REPORTS)/benchmarks
 BENCH_RUN    = $(BIN)/pytest tests/benchmarks --benchmark-only --benchmark-json $(BENCH_DIR)/latest.json

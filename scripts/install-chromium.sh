@@ -2,6 +2,9 @@
 # Install Debian's chromium (headless browser for tests/unit/test_report_html.py) when it is missing.
 # Idempotent: does nothing when a chromium binary is on PATH. Needs root (or sudo) and apt-get.
 # Prints the path of the browser on success.
+#
+# Exit status: 0 found or installed; 3 the package mirror cannot be reached (no network: nothing else is
+# wrong); 1 anything else (no apt-get, no root, the package is not there).
 set -eu
 
 find_browser() {
@@ -26,10 +29,23 @@ else
     exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
-$as_root apt-get update -q >&2
-$as_root apt-get install -y -q --no-install-recommends chromium >&2
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+offline() {
+    grep -Eq 'Temporary failure resolving|Could not resolve|Failed to fetch|Network is unreachable|Connection timed out|Unable to connect' "$log"
+}
+if ! { $as_root apt-get update -q && $as_root apt-get install -y -q --no-install-recommends chromium; } >"$log" 2>&1; then
+    cat "$log" >&2
+    if offline; then
+        echo "install-chromium: the package mirror cannot be reached (offline?): chromium is not installed" >&2
+        exit 3
+    fi
+    echo "install-chromium: apt-get could not install chromium (see above)" >&2
+    exit 1
+fi
 browser=$(find_browser)
 if [ -z "$browser" ]; then
+    cat "$log" >&2
     echo "install-chromium: apt-get installed chromium, but no chromium binary is on PATH" >&2
     exit 1
 fi

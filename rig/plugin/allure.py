@@ -2,9 +2,20 @@
 
 - Inside each test, rig steps (rig.events) become nested Allure steps and rig attachments (FW_VERSION
   of every connect, ...) Allure attachments.
-- A failing test gets its station's link trace twice: as decoded VESC frames (the `rig trace decode
-  --plain` table) and as the raw hex log (what `rig trace decode` reads back). ``--rig-attach always``
-  attaches it to passing tests too, ``never`` not at all.
+- A step that fails gets the end of its station's link trace, decoded (`rig trace decode`: frames with
+  their payloads, the rig's flush labelled, the verdict) under it: the frames that led to the failure.
+- A failing test gets its station's whole link trace twice: decoded, and as the raw hex log (what `rig
+  trace decode` reads back). ``--rig-attach always`` attaches it to passing tests too, ``never`` attaches
+  no trace at all.
+- Failed, not Broken: Allure calls a test Failed only for an AssertionError; any other exception makes it
+  Broken. A RigError whose diagnosis blames the board (it did not answer, the update did not take, the
+  config is mixed, ...) is a product failure, so the results of tests, steps and fixtures that ended with
+  one are reported Failed; Broken stays for the rig's own errors (rack file, lease, power control, the
+  simulator, ...: RIG_OWN) and for bugs. This is an allure_commons plugin whose `report_result` runs
+  before the results are written; allure-pytest has no other way to choose a status (allure-python #377).
+- A benchmark that records throughput per phase (``extra_info``, as the flash benchmarks do) gets its
+  throughput table and chart (rig.report.throughput_chart) attached to its result (not under
+  ``--benchmark-disable``, whose single untimed round measures nothing).
 - A failed ``==`` between two configs (ConfigBlob or ConfigBackup) gets a hex diff, attached and shown.
 - A RigError gets the note ``[diagnosis: <value>]`` before pytest reports it, so the text is part of
   the failure message everywhere: terminal, JUnit XML, Allure's statusDetails.message. The alluredir's
@@ -22,37 +33,44 @@ import os
 import platform
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 from importlib import metadata
 from pathlib import Path
 
 import allure
+import allure_commons
 import pytest
 from allure_commons._allure import StepContext  # what allure.step(title) returns
+from allure_commons.model2 import ExecutableItem, Status, TestResult, TestResultContainer
 from allure_commons.types import AttachmentType
 from allure_commons.utils import represent
 
 import rig
 from rig import events
 from rig.captures.decode import decode_log
-from rig.cli.trace import format_plain
+from rig.captures.render import report_text
+from rig.captures.verdict import verdict
 from rig.errors import Diagnosis, RigError
 from rig.firmware.config import ConfigBackup
 from rig.firmware.image import Image
 from rig.plugin.records import failed_so_far
 from rig.protocol.codecs import ConfigBlob
+from rig.report.throughput_chart import rates_of, svg, table
 from rig.station.rack import load_rack
 from rig.station.session import StationSession
-from rig.transport.link import Trace
+from rig.transport.link import Trace, TraceEntry
 
 ATTACH_WHEN = ("failed", "always", "never")
 CATEGORIES_FILE = "categories.json"
 ENVIRONMENT_FILE = "environment.properties"
 DIFF_ROW_BYTES = 16
+STEP_TRACE_ROWS = 40  # rows of the decoded trace under a failed step
+STEP_TRACE_CHUNKS = 200  # the end of the trace decoded for them (a whole update is ~800 chunks)
 _WORKER_IMAGES = "rig_images"  # key of pytest-xdist's workeroutput
 
 _STATION = pytest.StashKey[StationSession]()
 _IMAGES = pytest.StashKey[dict[str, str]]()
+_STATUSES = pytest.StashKey["FailedNotBroken"]()
 
 
 # --- diagnoses and categories ------------------------------------------------------------------------
@@ -90,6 +108,56 @@ def _note_diagnosis(exc: RigError) -> None:
         exc.add_note(tag)
 
 
+# --- failed or broken --------------------------------------------------------------------------------
+
+# Diagnoses of the rig's own failures: its configuration, its bench hardware, its bookkeeping, the
+# simulator. Every other diagnosis says what the board (or the firmware under test) did wrong.
+RIG_OWN: frozenset[Diagnosis] = frozenset(
+    {
+        Diagnosis.RACK_FILE,
+        Diagnosis.LEASE,
+        Diagnosis.NOT_PERMITTED,
+        Diagnosis.WRONG_HARDWARE,  # the run was given an image for other hardware: refused before touching the board
+        Diagnosis.POWER_FAILED,
+        Diagnosis.PORT_NEVER_WENT,
+        Diagnosis.SWD_PROBE_MISSING,
+        Diagnosis.SWD_PROBE_BUSY,
+        Diagnosis.INTERRUPTED,
+        Diagnosis.RECORDS,
+        Diagnosis.REPORT,
+        Diagnosis.SIM,
+    }
+)
+PRODUCT_TAGS: tuple[str, ...] = tuple(diagnosis_tag(d) for d in Diagnosis if d not in RIG_OWN)
+
+
+def product_failure(message: str | None) -> bool:
+    """Whether a failure message carries the diagnosis of a product failure (the note a RigError gets)."""
+    return message is not None and any(tag in message for tag in PRODUCT_TAGS)
+
+
+def _failed_not_broken(item: ExecutableItem) -> None:
+    """Broken -> Failed for this result and its steps where a product failure ended them."""
+    details = item.statusDetails
+    if item.status == Status.BROKEN and details is not None and product_failure(details.message):
+        item.status = Status.FAILED
+    for step in item.steps:
+        _failed_not_broken(step)
+
+
+class FailedNotBroken:
+    """An allure_commons plugin: product failures are Failed, in tests, steps and fixtures, before writing."""
+
+    @allure_commons.hookimpl(tryfirst=True)
+    def report_result(self, result: TestResult) -> None:
+        _failed_not_broken(result)
+
+    @allure_commons.hookimpl(tryfirst=True)
+    def report_container(self, container: TestResultContainer) -> None:
+        for fixture in (*container.befores, *container.afters):
+            _failed_not_broken(fixture)
+
+
 # --- steps and attachments ---------------------------------------------------------------------------
 
 
@@ -102,10 +170,16 @@ def _attachment_type(mime: str) -> tuple[AttachmentType | str, str | None]:
 
 
 class AllureSteps:
-    """A rig.events listener: rig steps become nested Allure steps, rig attachments Allure attachments."""
+    """A rig.events listener: rig steps become nested Allure steps, rig attachments Allure attachments.
 
-    def __init__(self) -> None:
+    A step that ends with an exception gets the end of the station's link trace, decoded, before it
+    closes (only the innermost step an exception passes through).
+    """
+
+    def __init__(self, item: pytest.Item | None = None) -> None:
         self._local = threading.local()
+        self._item = item
+        self._traced: list[BaseException] = []
 
     def _open(self) -> list[StepContext]:
         if not hasattr(self._local, "steps"):
@@ -125,12 +199,43 @@ class AllureSteps:
         context = open_steps.pop()
         if error is None:
             context.__exit__(None, None, None)
-        else:
-            context.__exit__(type(error), error, error.__traceback__)
+            return
+        if isinstance(error, RigError):
+            _note_diagnosis(error)  # the step's message carries it too (it decides Failed or Broken)
+        if not any(error is seen for seen in self._traced):
+            self._traced.append(error)
+            self._attach_step_trace(title)
+        context.__exit__(type(error), error, error.__traceback__)
+
+    def _attach_step_trace(self, title: str) -> None:
+        item = self._item
+        station = item.stash.get(_STATION, None) if item is not None else None
+        if item is None or station is None or item.config.getoption("rig_attach") == "never":
+            return
+        text = step_trace(station.name, station.bench.trace, title)
+        if text:
+            allure.attach(text, name=f"{station.name}: link trace at the failure", attachment_type=AttachmentType.TEXT)
 
     def attach(self, name: str, body: str | bytes, mime: str) -> None:
         kind, extension = _attachment_type(mime)
         allure.attach(body, name=name, attachment_type=kind, extension=extension)
+
+
+def step_trace(station: str, trace: Trace, step_title: str, rows: int = STEP_TRACE_ROWS) -> str:
+    """The last `rows` rows of the decoded link trace (its last STEP_TRACE_CHUNKS chunks decoded), and the
+    verdict on those chunks; empty when nothing went over the link."""
+    entries: list[TraceEntry] = trace.entries[-STEP_TRACE_CHUNKS:]
+    if not entries:
+        return ""
+    skipped = "\n" * (1 + len(trace.entries) - len(entries))  # line numbers as in the raw hex attachment
+    decoded = decode_log(skipped + "".join(entry.line() + "\n" for entry in entries))
+    shown = decoded.events[-rows:]
+    head = (
+        f"# station {station}, step '{step_title}' failed: the last {len(shown)} rows of its link trace "
+        f"(decoded from the last {len(entries)} of {len(trace.entries)} chunks; the first bytes of an excerpt "
+        f"may be the end of an earlier frame)\n"
+    )
+    return head + report_text(decoded, verdict(decoded), shown)
 
 
 def trace_attachments(station: str, trace: Trace) -> dict[str, str]:
@@ -142,9 +247,9 @@ def trace_attachments(station: str, trace: Trace) -> dict[str, str]:
         f"# station {station}: {len(trace.entries)} chunks, "
         f"{trace.total('tx')} bytes host->ESC (tx), {trace.total('rx')} bytes ESC->host (rx)\n"
     )
-    header = "# line         time dir offset  command               payload  CRC / discard reason\n"
+    decoded = decode_log(summary + raw)  # the summary is a comment: line numbers are those of the raw attachment
     return {
-        f"{station}: link trace, decoded frames": summary + header + format_plain(decode_log(raw)),
+        f"{station}: link trace, decoded frames": summary + report_text(decoded, verdict(decoded)),
         f"{station}: link trace, raw hex": summary + raw,
     }
 
@@ -158,6 +263,19 @@ def _attach_trace(item: pytest.Item) -> None:
         return
     for name, text in trace_attachments(station.name, station.bench.trace).items():
         allure.attach(text, name=name, attachment_type=AttachmentType.TEXT)
+
+
+def attach_throughput(item: pytest.Item) -> None:
+    """A benchmark's throughput per phase: table and chart (pytest-benchmark's fixture holds its extra_info)."""
+    fixture = getattr(item, "funcargs", {}).get("benchmark")
+    if getattr(fixture, "disabled", True):  # --benchmark-disable: one untimed run, its rates mean nothing
+        return
+    info = getattr(fixture, "extra_info", None)
+    rates = rates_of(item.name, info) if isinstance(info, dict) else []
+    if rates:
+        allure.attach(table(rates), name="throughput per phase", attachment_type=AttachmentType.TEXT)
+        chart = svg(rates, title=f"Throughput per phase: {item.name}")
+        allure.attach(chart, name="throughput chart", attachment_type=AttachmentType.SVG)
 
 
 # --- config diffs ------------------------------------------------------------------------------------
@@ -239,22 +357,35 @@ def _allure_dir(config: pytest.Config) -> Path | None:
     return Path(folder) if folder else None
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Product failures Failed, not Broken, in the Allure results (when Allure records)."""
+    if _allure_dir(config) is not None:
+        config.stash[_STATUSES] = FailedNotBroken()
+        allure_commons.plugin_manager.register(config.stash[_STATUSES])
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    plugin = config.stash.get(_STATUSES, None)
+    if plugin is not None:
+        allure_commons.plugin_manager.unregister(plugin)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.getgroup("vesc-rig").addoption(
         "--rig-attach",
         choices=ATTACH_WHEN,
         default="failed",
         help="attach the station's link trace (decoded and raw) to the Allure results of failed tests "
-        "(default), of every test, or never",
+        "(default), of every test, or never; unless never, a failed step gets the end of it, decoded",
     )
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[object]:
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
     """Forward rig steps and attachments to Allure while a test runs (only when Allure records)."""
     if _allure_dir(item.config) is None:
         return (yield)
-    listener = AllureSteps()
+    listener = AllureSteps(item)
     events.subscribe(listener)
     try:
         return (yield)
@@ -263,7 +394,9 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_fixture_setup(fixturedef: pytest.FixtureDef[object], request: pytest.FixtureRequest) -> Iterator[object]:
+def pytest_fixture_setup(
+    fixturedef: pytest.FixtureDef[object], request: pytest.FixtureRequest
+) -> Generator[None, object, object]:
     """Remember the test's station (for its trace) and every image a fixture hands out (for its hash)."""
     value = yield
     if isinstance(value, StationSession) and isinstance(request.node, pytest.Item):
@@ -274,11 +407,15 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef[object], request: pytest.
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Put the diagnosis into the failure message before the report is made; attach the trace at the end."""
     if call.excinfo is not None and isinstance(call.excinfo.value, RigError):
         _note_diagnosis(call.excinfo.value)
-    report: pytest.TestReport = yield
+    report = yield
+    if _allure_dir(item.config) is not None and report.when == "call":
+        attach_throughput(item)
     if report.when == "teardown":
         _attach_trace(item)
     return report

@@ -6,6 +6,11 @@ plugin) takes categories from the report's config file, not from ``categories.js
 (only its Allure 2 compatible plugins read that), so the config written here carries the categories
 of the results' ``categories.json``: the pytest plugin (rig.plugin.allure) stays the one source.
 
+The report works offline: generating it needs no network, and the page loads nothing from outside its
+folder once Allure's analytics tag (Google Tag Manager, which its template always adds) is taken out.
+A browser does not let the page load its data from ``file://``, so it is opened over HTTP: ``allure
+open`` or any static server (``python3 -m http.server``); :func:`how_to_open` says so.
+
 Usage: ``python -m rig.report.allure_html reports/allure-results -o reports/allure-report [--allure PATH]``
 """
 
@@ -14,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import subprocess
 import sys
 import tempfile
@@ -27,6 +33,11 @@ DEFAULT_ALLURE = Path(".allure") / "node_modules" / ".bin" / "allure"
 GENERATE_BOUND_S = 300.0
 REPORT_NAME = "vesc-rig"
 SUITE_LABELS = ["parentSuite", "suite", "subSuite"]  # the results tree by suite, as allure-pytest labels them
+# Allure 3's page template loads Google's gtag.js and reports each opening of the report (analyticsEnable).
+_ANALYTICS = re.compile(
+    r"<script async src=\"https://www\.googletagmanager\.com/gtag/js[^\"]*\"></script>\s*<script>.*?gtag\(.*?</script>",
+    re.S,
+)
 
 
 class ReportError(RigError):
@@ -75,7 +86,24 @@ def generate(
     index = output / "index.html"
     if not index.is_file():
         raise ReportError(f"allure generate finished but wrote no {index}")
+    index.write_text(without_analytics(index.read_text(encoding="utf-8")), encoding="utf-8")
     return index
+
+
+def without_analytics(page: str) -> str:
+    """The report page without Allure's analytics tag (it would load gtag.js from Google on every opening)."""
+    return _ANALYTICS.sub("", page)
+
+
+def how_to_open(report: Path, allure: Path = DEFAULT_ALLURE) -> str:
+    """How to look at a report: over HTTP, since a browser refuses the report's data from file://."""
+    folder = str(report)
+    return (
+        f"Allure report: {report / 'index.html'}\n"
+        "Open it over HTTP (a browser does not let it load its data from file://), with either of:\n"
+        f"  {allure} open {folder}\n"
+        f"  python3 -m http.server --bind 127.0.0.1 --directory {folder} 8000   # then http://127.0.0.1:8000/\n"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     except ReportError as exc:
         print(f"allure report: {exc}", file=sys.stderr)
         return 1
-    print(f"Allure report: {index}")
+    print(how_to_open(index.parent, args.allure), end="")
     return 0
 
 

@@ -1,6 +1,7 @@
-"""Throughput per phase as an SVG chart, from a pytest-benchmark JSON file.
+"""Throughput per phase as a table and an SVG chart, from a pytest-benchmark JSON file or one benchmark's extra_info.
 
 Usage: ``python -m rig.report.throughput_chart reports/benchmarks/latest.json -o reports/benchmarks/throughput.svg``
+(the table is printed). The Allure side of the pytest plugin attaches both to each benchmark's result.
 
 Every benchmark whose ``extra_info`` holds ``phase_bytes_per_s`` (a phase -> bytes/s mapping, as the
 flash benchmarks write it) becomes one bar per phase; ``floor_bytes_per_s`` beside it, where present,
@@ -44,25 +45,42 @@ def _finite(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
 
-def read_rates(path: Path) -> list[PhaseRate]:
-    """The per-phase throughputs recorded in a pytest-benchmark JSON file."""
-    data = json.loads(Path(path).read_text())
+def rates_of(benchmark: str, extra_info: dict[str, object]) -> list[PhaseRate]:
+    """The per-phase throughputs one benchmark recorded in its extra_info (none when it records none)."""
+    measured, floors = extra_info.get(RIG_KEY), extra_info.get(FLOOR_KEY) or {}
+    if not isinstance(measured, dict) or not isinstance(floors, dict):
+        return []
+    name = benchmark.removeprefix("test_")
     rates = []
-    for bench in data.get("benchmarks", []):
-        info = bench.get("extra_info", {})
-        measured, floors = info.get(RIG_KEY), info.get(FLOOR_KEY) or {}
-        if not isinstance(measured, dict):
-            continue
-        name = bench.get("name", "?").removeprefix("test_")
-        for phase, value in measured.items():
-            rig = _finite(value)
-            if rig is not None:
-                rates.append(PhaseRate(name, phase, rig, _finite(floors.get(phase))))
+    for phase, value in measured.items():
+        rig = _finite(value)
+        if rig is not None:
+            rates.append(PhaseRate(name, phase, rig, _finite(floors.get(phase))))
     return rates
 
 
-def render(rates: list[PhaseRate], out: Path, *, title: str = "Flash throughput per phase") -> Path:
-    """Write a horizontal bar chart (kB/s) of `rates` to `out` as SVG."""
+def read_rates(path: Path) -> list[PhaseRate]:
+    """The per-phase throughputs recorded in a pytest-benchmark JSON file."""
+    data = json.loads(Path(path).read_text())
+    return [
+        rate
+        for bench in data.get("benchmarks", [])
+        for rate in rates_of(bench.get("name", "?"), bench.get("extra_info", {}))
+    ]
+
+
+def table(rates: list[PhaseRate]) -> str:
+    """The rates as a text table (kB/s), with the floor and rig / floor where the floor is known."""
+    rows = [f"{'benchmark · phase':<48} {'rig kB/s':>10} {'floor kB/s':>11} {'rig/floor':>9}"]
+    for rate in rates:
+        floor = f"{rate.floor / 1000:11.1f}" if rate.floor else f"{'-':>11}"
+        ratio = f"{rate.rig / rate.floor:9.2f}" if rate.floor else f"{'-':>9}"
+        rows.append(f"{rate.label:<48} {rate.rig / 1000:10.1f} {floor} {ratio}")
+    return "\n".join(rows) + "\n"
+
+
+def svg(rates: list[PhaseRate], *, title: str = "Flash throughput per phase") -> bytes:
+    """A horizontal bar chart (kB/s) of `rates` as a self-contained SVG document."""
     if not rates:
         raise ValueError(f"no per-phase throughput ({RIG_KEY}) in the benchmark data")
     chart = pygal.HorizontalBar(
@@ -79,9 +97,16 @@ def render(rates: list[PhaseRate], out: Path, *, title: str = "Flash throughput 
     chart.add("rig", [rate.rig / 1000 for rate in rates])
     if any(rate.floor is not None for rate in rates):
         chart.add("floor (modelled device)", [None if rate.floor is None else rate.floor / 1000 for rate in rates])
+    rendered: bytes = chart.render()
+    return rendered
+
+
+def render(rates: list[PhaseRate], out: Path, *, title: str = "Flash throughput per phase") -> Path:
+    """Write the chart of `rates` to `out`."""
+    document = svg(rates, title=title)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(chart.render())
+    out.write_bytes(document)
     log.info("wrote %s (%d bars)", out, len(rates))
     return out
 
@@ -93,9 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        render(read_rates(args.json), args.output, title=f"Flash throughput per phase: {args.json.name}")
+        rates = read_rates(args.json)
+        render(rates, args.output, title=f"Flash throughput per phase: {args.json.name}")
     except (OSError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
         parser.error(str(exc))
+    print(table(rates), end="")
     return 0
 
 

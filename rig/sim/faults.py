@@ -1,6 +1,6 @@
 """The fault catalogue of the simulated ESC, and the set of faults active on one device.
 
-Each fault reproduces a field failure of ../shared/failure-modes.md (or a link fault) on the device
+Each fault reproduces a field failure of docs/failure-modes.md (or a link fault) on the device
 side. Faults are set from the rack file (``faults = ["no_bootloader_returns", "link_slow:delay_s=0.5"]``)
 and at run time (``device.faults.set("stuck_after", commands=3)``).
 

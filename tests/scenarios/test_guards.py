@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 
 from rig.captures.decode import decode_log
+from rig.captures.directions import Role
 from rig.errors import ConfigError, Diagnosis, WrongHardware
 from rig.firmware.config import check_writable
 from rig.firmware.image import Image
@@ -17,7 +18,7 @@ from rig.station.session import StationSession
 
 
 def _sent_commands(station: StationSession) -> set[str]:
-    return {e.command for e in decode_log(station.trace.text()).frames("tx") if e.command}
+    return {e.command for e in decode_log(station.trace.text()).frames(Role.TO_ESC) if e.command}
 
 
 def test_image_for_other_hardware_is_refused_before_erasing(station: StationSession, firmware: Image) -> None:

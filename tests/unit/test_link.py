@@ -91,7 +91,7 @@ def test_write_read_and_trace_both_directions(pty: Pty) -> None:
         assert link.trace.total("tx") == 6 and link.trace.total("rx") == len(reply)
         # the trace text is what `rig trace decode` reads
         decoded = decode_log(link.trace.text())
-        assert [(e.direction, e.command) for e in decoded.frames()] == [("tx", "FW_VERSION"), ("rx", "FW_VERSION")]
+        assert [(e.label, e.command) for e in decoded.frames()] == [("tx", "FW_VERSION"), ("rx", "FW_VERSION")]
 
 
 def test_cut_after_tx_writes_exactly_n_bytes(pty: Pty) -> None:

@@ -1,6 +1,7 @@
 """rig.plugin.allure: a tiny scenario run against the simulated rack writes Allure results with rig steps,
-both forms of the link trace, a config diff, categories.json that groups the failure by its diagnosis,
-and environment.properties; the failure's diagnosis is in the JUnit XML too."""
+the decoded link trace under the failed step and both forms of it on the failed test, a config diff,
+categories.json that groups the failure by its diagnosis, and environment.properties; a product failure is
+Failed, the rig's own error Broken; the failure's diagnosis is in the JUnit XML too."""
 
 from __future__ import annotations
 
@@ -10,14 +11,27 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
+import allure
 import pytest
+from allure_commons import model2
 
 from rig.captures.decode import decode_log
+from rig.captures.directions import Role
 from rig.errors import Diagnosis
 from rig.factory.records import FAIL, PASS, RecordStore
-from rig.plugin.allure import categories, config_diff, diagnosis_tag
+from rig.plugin.allure import (
+    RIG_OWN,
+    FailedNotBroken,
+    attach_throughput,
+    categories,
+    config_diff,
+    diagnosis_tag,
+    product_failure,
+)
 from rig.protocol.codecs import ConfigBlob, ConfigKind
+from rig.protocol.framing import encode_frame
 from rig.sim.image import make_firmware_image
 
 pytest_plugins = ["pytester"]
@@ -30,6 +44,7 @@ SCENARIO = """
 import pytest
 
 from rig.protocol.codecs import ConfigBlob, ConfigKind
+from rig.protocol.framing import encode_frame
 
 
 def test_board_answers(station, board_record):
@@ -49,9 +64,17 @@ def test_config_check():
     written = ConfigBlob(ConfigKind.MCCONF, 776184161, bytes(range(40)))
     read_back = ConfigBlob(ConfigKind.MCCONF, 776184161, bytes(range(20)) + b"\\xff" + bytes(range(21, 40)))
     assert read_back == written
+
+
+def test_rig_refuses(station):
+    from rig.errors import NotPermitted
+
+    raise NotPermitted("erasing the bootloader needs --allow-destructive")
 """
 SCENARIO_MODULE = "test_tiny_scenario"
 FAILING = "test_update_without_bootloader[esc-602]"
+RIG_OWN_FAILURE = "test_rig_refuses[esc-602]"
+OUTCOMES = {"passed": 1, "failed": 3}
 
 
 @dataclass
@@ -93,7 +116,7 @@ def _steps(steps: list[dict]) -> list[str]:
 
 
 def _outcomes(scenario: ScenarioRun) -> None:
-    assert scenario.outcomes == {"passed": 1, "failed": 2}
+    assert scenario.outcomes == OUTCOMES
 
 
 def _rig_steps_become_allure_steps(scenario: ScenarioRun) -> None:
@@ -103,12 +126,43 @@ def _rig_steps_become_allure_steps(scenario: ScenarioRun) -> None:
         assert expected in steps
     (write,) = [s for s in failing["steps"] if s["name"] == "write image"]
     assert {p["name"] for p in write["parameters"]} >= {"bytes", "compressed"}
-    assert [s["status"] for s in failing["steps"] if s["name"] == "check the new version"] == ["broken"]
+    assert [s["status"] for s in failing["steps"] if s["name"] == "check the new version"] == ["failed"]
+
+
+def _product_failure_is_failed_the_rigs_own_broken(scenario: ScenarioRun) -> None:
+    failing, own = scenario.tests()[FAILING], scenario.tests()[RIG_OWN_FAILURE]
+    assert failing["status"] == "failed"  # an UpdateError: the board did not take the update
+    assert own["status"] == "broken"  # NotPermitted: the rig refused before touching the board
+    assert diagnosis_tag(Diagnosis.NOT_PERMITTED) in own["statusDetails"]["message"]
+
+
+def _failed_step_gets_the_decoded_trace_around_the_failure(scenario: ScenarioRun) -> None:
+    failing = scenario.tests()[FAILING]
+    (step,) = [s for s in failing["steps"] if s["name"] == "check the new version"]
+    assert [a["name"] for a in step["attachments"]] == ["esc-602: link trace at the failure"]
+    excerpt = scenario.attachment(step, "esc-602: link trace at the failure")
+    rows = [line for line in excerpt.splitlines() if line.startswith("L")]
+    assert len(rows) == 40, "trimmed to the rows before the failure"
+    assert "rig flush" in excerpt and "the rig's flush at a connect (1032 zero bytes)" in excerpt
+    assert "garbage" not in excerpt, "the flush is not shown as garbage"
+    assert re.search(r"->ESC\s+@\d+\s+WRITE_NEW_APP_DATA\s+\d+\s+offset \d+ \(0x[0-9a-f]+\), \d+ bytes", excerpt)
+    assert re.search(r"<-ESC\s+@\d+\s+FW_VERSION\s+\d+\s+firmware 6\.02, hw 60, uid [0-9a-f]{24}", excerpt)
+    assert "verdict" in excerpt and "unanswered requests: none" in excerpt
+    # its line numbers are those of the raw hex attached to the test
+    (jump,) = [row for row in rows if "JUMP_TO_BOOTLOADER" in row]
+    raw = scenario.attachment(failing, "esc-602: link trace, raw hex").splitlines()
+    number = int(jump.split()[0][1:])
+    assert raw[number - 1].split("tx: ")[1] == encode_frame(bytes((1,))).hex(" ")
+    others = [s for s in _all_steps(failing["steps"]) if s["name"] != "check the new version"]
+    assert not any(s.get("attachments") for s in others if s["status"] == "passed")
+
+
+def _all_steps(steps: list[dict]) -> list[dict]:
+    return [x for s in steps for x in (s, *_all_steps(s.get("steps", [])))]
 
 
 def _failure_message_carries_the_diagnosis(scenario: ScenarioRun) -> None:
     failing = scenario.tests()[FAILING]
-    assert failing["status"] == "broken"
     assert diagnosis_tag(Diagnosis.BOOTLOADER_MISSING) in failing["statusDetails"]["message"]
     junit = ET.parse(scenario.junit).getroot()
     (failure,) = [case.find("failure") for case in junit.iter("testcase") if case.get("name") == FAILING]
@@ -120,10 +174,10 @@ def _failed_test_gets_both_forms_of_the_trace(scenario: ScenarioRun) -> None:
     names = {a["name"] for a in failing["attachments"]}
     assert {"FW_VERSION of esc-602", "esc-602: link trace, decoded frames", "esc-602: link trace, raw hex"} <= names
     decoded = scenario.attachment(failing, "esc-602: link trace, decoded frames")
-    assert re.search(r"tx @\d+\s+FW_VERSION\s+1\s+CRC ok", decoded)
-    assert "JUMP_TO_BOOTLOADER" in decoded
+    assert re.search(r"->ESC\s+@\d+\s+FW_VERSION\s+6\s+request", decoded)
+    assert "JUMP_TO_BOOTLOADER" in decoded and "verdict" in decoded
     raw = decode_log(scenario.attachment(failing, "esc-602: link trace, raw hex"))
-    assert {e.command for e in raw.frames("tx")} >= {"FW_VERSION", "ERASE_NEW_APP", "WRITE_NEW_APP_DATA"}
+    assert {e.command for e in raw.frames(Role.TO_ESC)} >= {"FW_VERSION", "ERASE_NEW_APP", "WRITE_NEW_APP_DATA"}
     passing = scenario.tests()["test_board_answers[esc-602]"]
     assert not [a for a in passing["attachments"] if "link trace" in a["name"]], "trace attached to a passing test"
 
@@ -169,6 +223,8 @@ def test_tiny_scenario_writes_the_reports(pytester: pytest.Pytester) -> None:
     run = run_scenario(pytester)
     _outcomes(run)
     _rig_steps_become_allure_steps(run)
+    _product_failure_is_failed_the_rigs_own_broken(run)
+    _failed_step_gets_the_decoded_trace_around_the_failure(run)
     _failure_message_carries_the_diagnosis(run)
     _failed_test_gets_both_forms_of_the_trace(run)
     _failed_config_comparison_attaches_a_diff(run)
@@ -197,3 +253,65 @@ def test_config_diff_of_different_lengths_and_signatures() -> None:
     text = config_diff(a, b)
     assert text.splitlines()[0] == "appconf vs appconf: signature 1 vs 2, 16 vs 17 bytes, 1 bytes differ"
     assert "+000010: 00" in text
+
+
+@pytest.mark.parametrize("diagnosis", list(Diagnosis))
+def test_product_failures_and_the_rigs_own(diagnosis: Diagnosis) -> None:
+    message = f"rig.errors.RigError: something\n{diagnosis_tag(diagnosis)}"
+    assert product_failure(message) is (diagnosis not in RIG_OWN)
+
+
+def test_rig_own_diagnoses_blame_the_rig() -> None:
+    assert {d.name for d in RIG_OWN} == {
+        "RACK_FILE", "LEASE", "NOT_PERMITTED", "WRONG_HARDWARE", "POWER_FAILED", "PORT_NEVER_WENT",
+        "SWD_PROBE_MISSING", "SWD_PROBE_BUSY", "INTERRUPTED", "RECORDS", "REPORT", "SIM",
+    }  # fmt: skip
+    assert not product_failure("ZeroDivisionError: division by zero") and not product_failure(None)
+
+
+def test_failed_not_broken_rewrites_results_and_their_steps() -> None:
+    product = model2.StatusDetails(message=f"rig.errors.UpdateError: x\n{diagnosis_tag(Diagnosis.BOOTLOADER_MISSING)}")
+    own = model2.StatusDetails(message=f"rig.errors.NotPermitted: x\n{diagnosis_tag(Diagnosis.NOT_PERMITTED)}")
+    inner = model2.TestStepResult(name="check", status=model2.Status.BROKEN, statusDetails=product)
+    outer = model2.TestStepResult(name="update", status=model2.Status.BROKEN, statusDetails=product, steps=[inner])
+    other = model2.TestStepResult(name="erase", status=model2.Status.BROKEN, statusDetails=own)
+    result = model2.TestResult(name="t", status=model2.Status.BROKEN, statusDetails=product, steps=[outer, other])
+    FailedNotBroken().report_result(result)
+    assert [result.status, outer.status, inner.status, other.status] == ["failed", "failed", "failed", "broken"]
+
+
+BENCHMARK = """
+def test_update_speed(benchmark):
+    benchmark(lambda: None)
+    benchmark.extra_info["phase_bytes_per_s"] = {"erase": 65000.0, "write": 48000.0}
+    benchmark.extra_info["floor_bytes_per_s"] = {"write": 53000.0}
+"""
+
+
+def test_benchmark_results_carry_their_throughput(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # pytest-benchmark turns itself off under xdist
+    pytester.makepyfile(test_bench=BENCHMARK)
+    results = pytester.path / "allure-results"
+    options = ("--benchmark-min-rounds=1", "--benchmark-max-time=0", "-p", "no:cacheprovider")
+    outcome = pytester.runpytest_subprocess("--alluredir", str(results), *options)
+    outcome.assert_outcomes(passed=1)
+    (test,) = [json.loads(p.read_text()) for p in results.glob("*-result.json")]
+    attached = {a["name"]: results / a["source"] for a in test.get("attachments", [])}
+    assert set(attached) == {"throughput per phase", "throughput chart"}
+    table = attached["throughput per phase"].read_text().splitlines()
+    assert table[1].split() == ["update_speed", "·", "erase", "65.0", "-", "-"]
+    assert table[2].split() == ["update_speed", "·", "write", "48.0", "53.0", "0.91"]
+    assert ET.fromstring(attached["throughput chart"].read_bytes()).tag.endswith("svg")
+
+
+def test_an_untimed_benchmark_attaches_no_throughput(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under --benchmark-disable pytest-benchmark's fixture is `disabled`: its single round measured nothing."""
+    attached: list[str] = []
+    monkeypatch.setattr(allure, "attach", lambda body, name, **kw: attached.append(name))
+    info = {"phase_bytes_per_s": {"write": 48000.0}}
+    for disabled in (True, False):
+        item = SimpleNamespace(
+            name="test_x", funcargs={"benchmark": SimpleNamespace(disabled=disabled, extra_info=info)}
+        )
+        attach_throughput(item)  # type: ignore[arg-type]
+    assert attached == ["throughput per phase", "throughput chart"]  # only from the timed one

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rig.report.throughput_chart import PhaseRate, main, read_rates, render
+from rig.report.throughput_chart import PhaseRate, main, rates_of, read_rates, render, svg, table
 
 
 def _bench_json(tmp_path: Path) -> Path:
@@ -52,3 +52,17 @@ def test_cli_writes_svg_with_labels(tmp_path: Path) -> None:
 def test_nothing_to_chart_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="phase_bytes_per_s"):
         render([], tmp_path / "x.svg")
+
+
+def test_table_and_svg_of_one_benchmarks_extra_info(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    info = {"phase_bytes_per_s": {"erase": 65000.0, "write": 48000.0}, "floor_bytes_per_s": {"write": 53000.0}}
+    rates = rates_of("test_update[6.02-window1]", info)
+    text = table(rates)
+    assert text.splitlines()[1:] == [
+        f"{'update[6.02-window1] · erase':<48} {65.0:10.1f} {'-':>11} {'-':>9}",
+        f"{'update[6.02-window1] · write':<48} {48.0:10.1f} {53.0:11.1f} {48 / 53:9.2f}",
+    ]
+    assert ET.fromstring(svg(rates)).tag.endswith("svg")
+    assert rates_of("test_codec", {"bytes_per_s": 1.0}) == []
+    assert main([str(_bench_json(tmp_path)), "-o", str(tmp_path / "t.svg")]) == 0
+    assert "update_small_image[window1] · write" in capsys.readouterr().out  # the CLI prints the table
