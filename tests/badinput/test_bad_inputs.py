@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cases import CASES, ENTRY_POINTS, HW, VERSION, BadInput
+from bad_inputs_table import CASES, ENTRY_POINTS, HW, VERSION, BadInput
 
 from rig.cli import main
 from rig.device.memory import FLASH_BASE, FLASH_SIZE
@@ -55,7 +55,7 @@ def _run(
 
 
 def _pytest(sim: SimRack, image: Path, state: Path, pytester: pytest.Pytester) -> tuple[int, str]:
-    pytester.makepyfile(test_update="def test_update(station, firmware):\n    station.update(firmware)\n")
+    pytester.makepyfile(test_bad_image_update="def test_update(station, firmware):\n    station.update(firmware)\n")
     reports = pytester.inline_run(
         "-p", "no:cacheprovider", "--rack", str(sim.rack_file), "--firmware", str(image),
         "--firmware-version", "6.03", "--state-dir", str(state),

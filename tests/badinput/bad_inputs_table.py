@@ -100,7 +100,7 @@ def table_markdown() -> str:
     lines = [
         "# Bad inputs: refused before anything is erased",
         "",
-        "Generated from `tests/badinput/cases.py` (`tests/badinput/test_docs_table.py` keeps it current).",
+        "Generated from `tests/badinput/bad_inputs_table.py` (`tests/badinput/test_docs_table.py` keeps it current).",
         f"Every input is fed through every entry point ({', '.join(f'`{e}`' for e in ENTRY_POINTS)}) to a",
         f"simulated board on firmware {VERSION}, hardware {HW}; each must be refused with the error below, and",
         f"afterwards: {SURVIVES}.",
