@@ -151,6 +151,11 @@ class _TimedDecoder(ABC):
         if t - self._last_byte_at >= self.rx_timeout_s:
             self._drop_partial()
 
+    @property
+    def last_byte_at(self) -> float:
+        """Clock time of the last byte fed (the receive timeout counts from it)."""
+        return self._last_byte_at
+
     def poll(self, now: float | None = None) -> list[Event]:
         """Let the receive timeout act without new bytes (the firmware's 1 ms timer)."""
         self._expire(now)

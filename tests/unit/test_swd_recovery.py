@@ -86,19 +86,19 @@ def test_board_without_bootloader_works_again_after_swd_flash_of_the_bootloader(
         swd(sim, name, "erase", "--sector-range", "0x080E0000", "0x20000")
     assert sim.device(name).flash.is_erased(BOOTLOADER_BASE, 0x2_0000)
     board = station(sim, name)
-    newer = firmware(tmp_path, "6.03")
+    newer = firmware(tmp_path, "6.05")
     try:
         with pytest.raises(UpdateError) as caught:
             board.update(newer)
         assert caught.value.diagnosis is Diagnosis.BOOTLOADER_MISSING
-        assert "still reports 6.02 (expected 6.03)" in str(caught.value)
+        assert "still reports 6.02 (expected 6.05)" in str(caught.value)
 
         loader = bootloader(tmp_path)
         swd(sim, name, "flash", loader.source, "--address", "0x080E0000")
         assert sim.device(name).flash.read(BOOTLOADER_BASE, len(loader.data)) == loader.data
 
         result = board.update(newer)
-        assert (str(result.before.version), str(result.after.version)) == ("6.02", "6.03")
+        assert (str(result.before.version), str(result.after.version)) == ("6.02", "6.05")
     finally:
         board.close()
 

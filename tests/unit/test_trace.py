@@ -11,7 +11,7 @@ import pytest
 from rig.captures.decode import BadLine, Chunk, TraceError, decode_log, parse_line
 from rig.cli import main
 from rig.protocol import codecs as c
-from rig.protocol.commands import command_table, fw
+from rig.protocol.commands import LATEST, command_table, fw
 from rig.protocol.framing import encode_frame
 from rig.transport.link import Trace, TraceEntry
 
@@ -205,7 +205,7 @@ def test_cli_json(f7_log: Path, capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_table_and_plain(f7_log: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["trace", "decode", str(f7_log)]) == 0
     out, _ = capsys.readouterr()
-    assert "SET_APPCONF" in out and "CRC ok" in out and "6.02" in out
+    assert "SET_APPCONF" in out and "CRC ok" in out and str(LATEST.version) in out
     assert main(["trace", "decode", str(f7_log), "--plain"]) == 0
     out, _ = capsys.readouterr()
     assert len(out.splitlines()) == 3 and "SET_APPCONF" in out.splitlines()[0] and "163" in out.splitlines()[0]
