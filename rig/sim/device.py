@@ -929,7 +929,21 @@ class SimEsc:
                 self._rx_bytes = 0
             elif name == "rx_timeout" and self._fw is not None:
                 self._fw.decoder.rx_timeout_s = self._decoder(self._fw.profile).rx_timeout_s
+            elif name == "foreign_hw_firmware":
+                self._reflash_for(self.faults.get(name, "hw") if on else self.spec.hw)
             self._work_arrived()
+
+    def _reflash_for(self, hw: str) -> None:
+        """Fault foreign_hw_firmware: the app sectors rewritten with this version for `hw`, then a reset."""
+        descriptor = descriptor_at(self.flash.read(FLASH_BASE, APP_REGION))
+        if descriptor is None or descriptor.hw_name == hw:
+            return
+        for index in range(len(SECTORS)):
+            if index not in NEW_APP_SECTORS and index != BOOTLOADER_SECTOR:
+                self.flash.erase_sector(index)
+        self.flash.program(FLASH_BASE, make_firmware_image(hw, str(descriptor.version)))
+        log.warning("%s: reflashed with firmware %s for hardware %s", self.name, descriptor.version, hw)
+        self.reset()
 
 
 def _default_config(profile: FirmwareProfile, kind: c.ConfigKind, can_id: int) -> bytes:

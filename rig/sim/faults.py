@@ -118,6 +118,13 @@ CATALOGUE: dict[str, Fault] = {
             size=64,
         ),
         _fault(
+            "foreign_hw_firmware",
+            "F6",
+            "the node was reflashed by a tool without a hardware check (VESC Tool's CLI has none) with its firmware "
+            "version built for hardware `hw`, and reports that hw_name; clearing the fault flashes its own back",
+            hw="75_300",
+        ),
+        _fault(
             "no_can_backup",
             "gen",
             "the firmware is a build without the CAN id/baud backup (the 6.06 release commit b0931d01 reports 6.06 "

@@ -10,7 +10,8 @@ about as a real build does (a 6.06 build: 524 280 -> 352 549 bytes, 67 %).
 The simulator recognises its own images by a descriptor at :data:`DESCRIPTOR_OFFSET` (inside the sector-0
 fill): kind, hardware, version, size and a CRC-32 over the image except the descriptor, the EEPROM
 window and the integrity record (the firmware writes both at run time). So erased flash, garbage or a
-half-copied image reads as "no firmware". Images are deterministic (the same arguments give the same bytes), so they are made once per process.
+half-copied image reads as "no firmware". Images are deterministic (the same arguments give the same
+bytes), so they are made once per process.
 
 Bootloader images exist in two generations (rig.device.update_format): the 2022 one with heatshrink support
 and the older one without. A bootloader the simulator did not make (VESC Tool's real ``generic.bin``, say)

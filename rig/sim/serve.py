@@ -39,7 +39,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from rig.device.firmware import RELEASES, next_release
+from rig.device.firmware import RELEASES, next_release, release
+from rig.device.update_format import shipped_bootloader
 from rig.errors import Diagnosis, RackFileError, RigError, RigTimeout
 from rig.firmware.image import FIRMWARE_FILE, GENERIC_BOOTLOADER
 from rig.protocol.commands import FirmwareVersion
@@ -706,8 +707,8 @@ class SimRack:
 
     def _write_images(self, station: Station) -> StationImages:
         """The station's images as desktop-tool folders in the run directory: its own firmware (the baseline),
-        the next release (the candidate; for the newest release the one before it) and a bootloader (the
-        2022 generation VESC Tool ships); images the rack file names are kept."""
+        the next release (the candidate; for the newest release the one before it) and the bootloader its board
+        shipped with (rig.device.update_format.shipped_bootloader); images the rack file names are kept."""
         assert station.sim is not None
         hw, shipped = station.sim.node.hw, FirmwareVersion.parse(station.sim.node.fw)
         candidate = candidate_version(shipped)
@@ -720,7 +721,7 @@ class SimRack:
         boot = folder / "bootloader" / GENERIC_BOOTLOADER
         if not boot.is_file():
             boot.parent.mkdir(parents=True, exist_ok=True)
-            boot.write_bytes(make_bootloader_image())
+            boot.write_bytes(make_bootloader_image(generation=shipped_bootloader(release(shipped).date)))
         given = station.images or StationImages()
         return StationImages(
             firmware=given.firmware or str(folder / "firmware"),

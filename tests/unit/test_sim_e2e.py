@@ -1,5 +1,6 @@
 """The simulated rack end to end: the REAL host client (rig.client.esc, rig.station.bench,
-rig.firmware.update, rig.hardware.power) over the REAL pty, plus a second, independent update host written straight from the facts sheet.
+rig.firmware.update, rig.hardware.power) over the REAL pty, plus a second, independent update host written
+straight from the facts sheet.
 
 Nothing here calls the simulated device for the thing under test: faults are set and state is read
 through the control socket (SimControl), everything else goes over the served pty or relay boards.

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from rig.cli import main
-from rig.device.firmware import PROFILES, UnknownFirmware
 from rig.device.app_image import RECORD_PLACEHOLDER
+from rig.device.firmware import PROFILES, UnknownFirmware
 from rig.device.update_format import BootloaderGeneration, heatshrink_decompress
 from rig.firmware.image import update_header, update_payload
 from rig.sim.errors import SimError
@@ -134,5 +134,10 @@ def test_cli_writes_the_images(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert out.read_bytes() == make_firmware_image("60", "6.02")
     assert main(["sim", "image", "--bootloader", "-o", str(tmp_path / "bl.bin")]) == 0
     assert (tmp_path / "bl.bin").read_bytes() == make_bootloader_image()
+    assert main(["sim", "image", "--bootloader", "--generation", "2015", "-o", str(tmp_path / "old.bin")]) == 0
+    assert (tmp_path / "old.bin").read_bytes() == make_bootloader_image(generation=BootloaderGeneration.OLD)
+    for version in ("3.48", "6.05", "7.01"):  # any release
+        assert main(["sim", "image", "--hw", "60", "--version", version, "-o", str(out)]) == 0
+        assert out.read_bytes() == make_firmware_image("60", version)
     assert main(["sim", "image", "--hw", "60", "-o", str(out)]) == 1
     assert "--version" in capsys.readouterr().err
