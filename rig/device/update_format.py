@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import struct
 from enum import StrEnum
+from functools import lru_cache
 from typing import Protocol
 
 import heatshrink2
@@ -70,7 +71,9 @@ def needs_compression(size: int) -> bool:
     return COMPRESS_ABOVE < size < COMPRESS_BELOW
 
 
+@lru_cache(maxsize=8)
 def heatshrink_compress(data: bytes) -> bytes:
+    """Heatshrink with VESC Tool's parameters; the same image is compressed once per process (0.1 s each)."""
     return heatshrink2.compress(data, window_sz2=HEATSHRINK_WINDOW, lookahead_sz2=HEATSHRINK_LOOKAHEAD)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from rig.device.firmware import APPCONF_CAN_BAUD_OFFSET, CAN_BAUD_KBITS, DEFAULT_CAN_BAUD, profile_for
+from rig.device.firmware import APPCONF_CAN_BAUD_OFFSET, CAN_BAUD_KBITS, DEFAULT_CAN_BAUD, RELEASES, profile_for
 from rig.errors import Diagnosis, UpdateError
 from rig.firmware.image import Image
 from rig.protocol import codecs as c
@@ -94,6 +94,11 @@ def test_a_power_cut_during_the_copy_loses_them_and_the_rig_brings_them_back(
     strategy: StationStrategy,
 ) -> None:
     _require_backup(baseline_firmware)
+    first = min(r.version for r in RELEASES if _keeps(r.version))
+    if baseline_firmware.version != first:  # a bricked board and an SWD recovery: shown once, on the first
+        pytest.skip(
+            f"shown once, on the first release that keeps them ({first}); {baseline_firmware.version} keeps them too"
+        )
     strategy.transition(Running(baseline_firmware))
     _move_to_bus(station)
     with station.preserving_configs("power cut during the copy", path=True) as care:

@@ -280,7 +280,7 @@ def test_rack_check_of_a_served_rack(sim: SimRack, capsys: pytest.CaptureFixture
     doc = rig_json(capsys, "rack", "check", "--rack", str(sim.rack_file))
     assert doc["ok"] is True
     by_name = {s["station"]: s["checks"] for s in doc["stations"]}
-    assert set(by_name) == {"esc-602", "esc-340", "esc-502", "dual-602"}
+    assert set(by_name) == {"esc-602", "esc-340", "esc-502", "dual-602", "esc-606", "esc-700"}
     assert by_name["dual-602"]["firmware"]["detail"] == "6.02 hw 60, CAN 1: 6.02"
     assert by_name["dual-602"]["supply"]["ok"] is True and "V" in by_name["dual-602"]["supply"]["detail"]
     assert by_name["esc-502"]["relay"]["detail"] == "modbus:0 on"  # Modbus coils read back
