@@ -72,9 +72,9 @@ from rig.protocol.framing import (
     START_LONG,
     START_SHORT,
     Discard,
+    Event,
     Frame,
     FrameDecoder,
-    Garbage,
     LegacyFrameDecoder,
     encode_frame,
     encode_frame_legacy,
@@ -563,7 +563,7 @@ class SimEsc:
         self._reenumerate = True
         return data[:allowed]
 
-    def _event(self, event: Frame | Garbage) -> None:
+    def _event(self, event: Event) -> None:
         if isinstance(event, Frame):
             self.clock.spend(USB_PACKET_S)
             self._handle(event.payload, self._reply_usb, via_can=False)
