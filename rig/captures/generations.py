@@ -1,22 +1,21 @@
 """The packet decoders of the firmware generations, for telling what an ESC made of a captured byte stream.
 
-Research notes fw-protocol.md section 3 (bldc packet.c per tag): up to 3.40 a state machine that loses
-the bytes of a failed frame, from 3.48 a buffered decoder that skips one byte and rescans. Every received
-byte reloads a counter that the firmware's 1 ms timer counts down; the partial frame is reset on the tick
-after it reached zero: the 3rd idle millisecond up to 3.28, the 1001st from 3.29 to 5.02. 5.03 removed the
-timer: a partial frame waits for bytes for ever. Each row names its first version; a version belongs to the
-last row that starts at or below it.
+The generations are read off the firmware facts (rig.device.firmware: DECODER, RX_TIMEOUT_TICKS,
+MAX_PAYLOAD): up to 3.40 a state machine that loses the bytes of a failed frame, from 3.48 a buffered
+decoder that skips one byte and rescans. Every received byte reloads a counter that the firmware's 1 ms
+timer counts down; the partial frame is reset on the tick after it reached zero: the 3rd idle millisecond
+up to 3.28, the 1001st from 3.29 to 5.02. 5.03 removed the timer: a partial frame waits for bytes for ever.
+A new generation starts wherever one of those three behaviours changes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rig.device.firmware import DecoderKind
-from rig.protocol.commands import FirmwareVersion, fw
-from rig.protocol.framing import MAX_PAYLOAD_3_40, MAX_PAYLOAD_3_48, FrameDecoder, LegacyFrameDecoder
+from rig.device.firmware import DECODER, MAX_PAYLOAD, RELEASES, RX_TICK_S, RX_TIMEOUT_TICKS, DecoderKind
+from rig.protocol.commands import FirmwareVersion
+from rig.protocol.framing import FrameDecoder, LegacyFrameDecoder
 
-TICK_S = 0.001  # the packet timer runs once per millisecond (the msec_timer thread of main.c)
 # Log times have at most microseconds; differences of them in floating point are off by far less than this.
 TIME_TOLERANCE_S = 5e-7
 
@@ -39,7 +38,7 @@ class Generation:
     @property
     def reset_after_s(self) -> float | None:
         """Idle time after the last byte at which the partial frame is gone (the tick after the count-down)."""
-        return None if self.timeout_ticks is None else round((self.timeout_ticks + 1) * TICK_S, 6)
+        return None if self.timeout_ticks is None else round((self.timeout_ticks + 1) * RX_TICK_S, 6)
 
     @property
     def summary(self) -> str:
@@ -56,14 +55,23 @@ class Generation:
         return FrameDecoder(self.max_payload, timeout, clock=_never)
 
 
-GENERATIONS: tuple[Generation, ...] = (
-    Generation("up to 3.28", fw("0.00"), DecoderKind.LEGACY, 2, MAX_PAYLOAD_3_40),
-    Generation("3.29-3.40", fw("3.29"), DecoderKind.LEGACY, 1000, MAX_PAYLOAD_3_40),
-    Generation("3.48-5.02", fw("3.48"), DecoderKind.RESYNC, 1000, MAX_PAYLOAD_3_48),
-    Generation("5.03 and later", fw("5.03"), DecoderKind.RESYNC, None, MAX_PAYLOAD_3_48),
-)
+def _generations() -> tuple[Generation, ...]:
+    firsts = sorted({f.since for b in (DECODER, RX_TIMEOUT_TICKS, MAX_PAYLOAD) for f in b.facts})
+    out = []
+    for first, until in zip(firsts, [*firsts[1:], None], strict=True):
+        if until is None:
+            name = f"{first} and later"
+        else:
+            released = [r.version for r in RELEASES if first <= r.version < until]
+            last = released[-1] if released else FirmwareVersion(until.major, until.minor - 1)
+            name = f"{first}-{last}" if released else f"up to {last}"
+        out.append(Generation(name, first, DECODER.at(first), RX_TIMEOUT_TICKS.at(first), MAX_PAYLOAD.at(first)))
+    return tuple(out)
+
+
+GENERATIONS: tuple[Generation, ...] = _generations()
 
 
 def generation_of(version: FirmwareVersion) -> Generation:
-    """The decoder generation a firmware version runs."""
-    return [g for g in GENERATIONS if g.first <= version][-1]
+    """The decoder generation a firmware version runs (the oldest one for a version older than the facts)."""
+    return ([g for g in GENERATIONS if g.first <= version] or [GENERATIONS[0]])[-1]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rig.device.firmware import CONFIGS
 from rig.protocol.codecs import ConfigKind
 from rig.protocol.commands import FirmwareVersion, fw
 
@@ -31,41 +32,24 @@ class ReleasedLayout:
     size: int
 
 
-# version: ((mcconf signature, field bytes), (appconf signature, field bytes))
-_TABLE: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {
-    "3.55": ((503309878, 399), (725102789, 166)),
-    "3.56": ((503309878, 399), (725102789, 166)),
-    "3.57": ((503309878, 399), (1962523771, 166)),
-    "3.58": ((503309878, 399), (1099508905, 170)),
-    "3.59": ((503309878, 399), (2074596585, 243)),
-    "3.60": ((503309878, 399), (543202478, 252)),
-    "3.61": ((503309878, 399), (583966563, 260)),
-    "3.62": ((503309878, 399), (783041200, 327)),
-    "3.63": ((3875075384, 399), (783041200, 327)),
-    "3.64": ((793836781, 399), (783041200, 327)),
-    "3.65": ((2967846088, 404), (783041200, 327)),
-    "3.66": ((1671830952, 406), (783041200, 327)),
-    "4.00": ((657785302, 429), (511269002, 327)),
-    "4.01": ((3632471335, 429), (2964134872, 327)),
-    "4.02": ((3632471335, 429), (1232755601, 363)),
-    "5.00": ((3698540221, 433), (2460147246, 385)),
-    "5.01": ((3698540221, 433), (2460147246, 385)),
-    "5.02": ((2211848314, 453), (3264926020, 414)),
-    "5.03": ((2525666056, 480), (3733512279, 472)),
-    "6.00": ((776184161, 477), (486554156, 489)),
-    "6.02": ((776184161, 477), (486554156, 489)),
-    "6.05": ((1065524471, 473), (2099347128, 274)),
-    "6.06": ((788332866, 479), (2099347128, 274)),
-    "7.00": ((1470992211, 484), (2384027283, 280)),
-    "7.01": ((2466726157, 484), (982638166, 280)),
-}
+# The versions VESC Tool publishes schemas for (its res/config/<version>/ folders); their signatures and sizes
+# are the firmware's, kept once in rig.device.firmware (CONFIGS, with the commit each was read at).
+PUBLISHED = (
+    "3.55", "3.56", "3.57", "3.58", "3.59", "3.60", "3.61", "3.62", "3.63", "3.64", "3.65", "3.66",
+    "4.00", "4.01", "4.02", "5.00", "5.01", "5.02", "5.03", "6.00", "6.02", "6.05", "6.06", "7.00", "7.01",
+)  # fmt: skip
+
+
+def _released(version: FirmwareVersion) -> dict[ConfigKind, ReleasedLayout]:
+    layouts = {}
+    for layout in CONFIGS.at(version):
+        assert layout.signature is not None, f"{version} publishes a schema, so it has a signature"
+        layouts[layout.kind] = ReleasedLayout(layout.signature, layout.size)
+    return layouts
+
 
 RELEASED_LAYOUTS: dict[FirmwareVersion, dict[ConfigKind, ReleasedLayout]] = {
-    fw(version): {
-        ConfigKind.MCCONF: ReleasedLayout(*mc),
-        ConfigKind.APPCONF: ReleasedLayout(*app),
-    }
-    for version, (mc, app) in _TABLE.items()
+    fw(version): _released(fw(version)) for version in PUBLISHED
 }
 
 

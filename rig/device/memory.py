@@ -24,6 +24,10 @@ UID_BASE = 0x1FFF_7A10  # the STM32F4's 96-bit unique device ID, which FW_VERSIO
 UID_BYTES = 12
 SRAM = range(0x2000_0000, 0x2002_0001)  # SRAM1 + SRAM2; an initial stack pointer may point just past it
 CCM = range(0x1000_0000, 0x1001_0001)
+# Reserved in the STM32F405 memory map (RM0090 2.3): a CPU store there is a bus fault. The rest outside
+# flash and CCM (system memory, OTP, SRAM, peripherals) takes a store without a fault.
+RESERVED = (range(FLASH_END, 0x1000_0000), range(0x1001_0000, 0x1FFF_0000), range(0x2002_0000, 0x4000_0000))
+ADDRESS_SPACE = 1 << 32
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """Firmware and bootloader images: loading (.bin, .hex, desktop-tool folders), checks, upload form.
 
-Everything here runs before anything is erased on a board, so a bad image (empty, truncated,
-corrupt hex, too large, for other hardware) is refused while the board is still untouched.
+Everything here runs before anything is erased on a board, so a bad image (empty, truncated or padded,
+corrupt hex, too large, for other hardware) is refused while the board is still untouched. A firmware .bin
+of 3.56 on has one exact size per generation and ends with its integrity record
+(rig.device.app_image.built_image_problem): anything else would halt the firmware at boot.
 
 Facts (facts sheet sections 5, 6, 8; VESC Tool vescinterface.cpp fwUpload):
 - the upload is a 6-byte header (u32 size, u16 CRC-16/XMODEM of the image) followed by the image,
@@ -24,6 +26,7 @@ from pathlib import Path
 
 from intelhex import IntelHex, IntelHexError
 
+from rig.device.app_image import built_image_problem
 from rig.device.memory import APP_LIMIT, BOOTLOADER_BASE, CCM, FLASH_BASE, FLASH_END, NEW_APP_SIZE, SRAM
 from rig.device.update_format import (
     COMPRESS_ABOVE,
@@ -139,6 +142,9 @@ def _checked(
     _check_vectors(data, source, FLASH_BASE if kind == ImageKind.FIRMWARE else BOOTLOADER_BASE)
     image = Image(kind, data, source, hw_names, version)
     if kind == ImageKind.FIRMWARE:
+        problem = built_image_problem(data, version)
+        if problem is not None:
+            raise ImageError(f"{source}: {problem}")
         upload_form(image)  # refuses what does not fit the buffer even compressed
     return image
 

@@ -19,12 +19,21 @@ from rig.protocol.commands import Cmd, CommandTable, FirmwareVersion, fw
 from rig.protocol.values import VALUE_FIELDS, Values, decode_fields, encode_field, leading_fields, selective_fields
 
 U32 = struct.Struct(">I")
+I32 = struct.Struct(">i")
+I16X2 = struct.Struct(">hh")
+U16 = struct.Struct(">H")
 
 
 def _u32(body: bytes, at: int, what: str) -> int:
     if len(body) < at + 4:
         raise PayloadError(f"{what}: need 4 bytes at offset {at}, payload has {len(body)}")
     return U32.unpack_from(body, at)[0]
+
+
+def _i32(body: bytes, at: int, what: str) -> int:
+    if len(body) < at + 4:
+        raise PayloadError(f"{what}: need 4 bytes at offset {at}, payload has {len(body)}")
+    return I32.unpack_from(body, at)[0]
 
 
 def _ok(body: bytes, what: str) -> bool:
@@ -77,7 +86,7 @@ class FwVersionReply:
     qml_app: int | None = None  # 5.03
     nrf_flags: int | None = None  # 6.00
     fw_name: str | None = None  # 6.00
-    hw_conf_crc: int | None = None  # 7.00 (HEAD)
+    hw_conf_crc: int | None = None  # 6.05 (341a7e67)
 
     _U8_FIELDS: ClassVar[tuple[str, ...]] = (
         "pairing_done",
@@ -124,8 +133,9 @@ class FwVersionReply:
         at = 2
         if at < len(body):
             values["hw_name"], at = _cstring(body, at)
-        if len(body) - at >= 12:
-            values["uid"], at = bytes(body[at : at + 12]), at + 12
+        if len(body) - at < 12:  # every later field comes after the UID
+            return cls(**values)  # type: ignore[arg-type]
+        values["uid"], at = bytes(body[at : at + 12]), at + 12
         for name in cls._U8_FIELDS:
             if at >= len(body):
                 break
@@ -281,7 +291,8 @@ class EraseBootloader:
 
 @dataclass(frozen=True)
 class StatusReply:
-    """`[id][ok]` replies: ERASE_NEW_APP and ERASE_BOOTLOADER (replied locally, also for _ALL_CAN)."""
+    """`[id][ok]` replies: ERASE_NEW_APP and ERASE_BOOTLOADER (replied locally, also for _ALL_CAN),
+    LISP_ERASE_CODE, LISP_SET_RUNNING, CAN_UPDATE_BAUD_ALL."""
 
     command: Cmd
     ok: bool
@@ -316,6 +327,260 @@ class WriteNewAppDataReply:
         if len(body) == 1:
             return cls(ok)
         return cls(ok, _u32(body, 1, "WRITE_NEW_APP_DATA reply offset"))
+
+
+# --- motor control (no reply) ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SetRpm:
+    """SET_RPM: hold `erpm` electrical RPM (no reply)."""
+
+    cmd: ClassVar[Cmd] = Cmd.SET_RPM
+    erpm: int
+
+    def pack(self) -> bytes:
+        return I32.pack(self.erpm)
+
+    @classmethod
+    def unpack(cls, body: bytes) -> SetRpm:
+        return cls(_i32(body, 0, "SET_RPM"))
+
+
+@dataclass(frozen=True)
+class SetCurrent:
+    """SET_CURRENT: motor current in amperes, sent as int32 milliamperes (no reply); 0 releases the motor."""
+
+    cmd: ClassVar[Cmd] = Cmd.SET_CURRENT
+    amps: float
+
+    def pack(self) -> bytes:
+        return I32.pack(round(self.amps * 1000))
+
+    @classmethod
+    def unpack(cls, body: bytes) -> SetCurrent:
+        return cls(_i32(body, 0, "SET_CURRENT") / 1000)
+
+
+@dataclass(frozen=True)
+class MotorEstop:
+    """MOTOR_ESTOP (6.06+, 43bcd2b0): release the motor and ignore input for `ms` (no reply)."""
+
+    cmd: ClassVar[Cmd] = Cmd.MOTOR_ESTOP
+    ms: int
+
+    def pack(self) -> bytes:
+        return U16.pack(self.ms)
+
+    @classmethod
+    def unpack(cls, body: bytes) -> MotorEstop:
+        if len(body) < 2:
+            raise PayloadError(f"MOTOR_ESTOP needs a u16 time, got {len(body)} bytes")
+        return cls(U16.unpack_from(body)[0])
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    """SHUTDOWN (6.05+, dcbac819): ignored while |ERPM| > 100 unless `force`; `restart` resets through the
+    watchdog instead of powering off. No reply in any case."""
+
+    cmd: ClassVar[Cmd] = Cmd.SHUTDOWN
+    force: bool = False
+    restart: bool = False
+
+    def pack(self) -> bytes:
+        return bytes((int(self.force), int(self.restart)))
+
+    @classmethod
+    def unpack(cls, body: bytes) -> Shutdown:
+        if len(body) < 2:  # the firmware reads both bytes without a length check: what follows is stale
+            raise PayloadError(f"SHUTDOWN needs force and restart bytes, got {len(body)}")
+        return cls(body[0] == 1, body[1] == 1)
+
+
+# --- 6.06: FW_INFO and CAN baud ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FwInfoRequest:
+    cmd: ClassVar[Cmd] = Cmd.FW_INFO
+
+    def pack(self) -> bytes:
+        return b""
+
+    @classmethod
+    def unpack(cls, body: bytes) -> FwInfoRequest:
+        return cls()
+
+
+@dataclass(frozen=True)
+class FwInfoReply:
+    """FW_INFO (6.06+, 38f44a72): version, test number, the git hash it was built from, the user's hash.
+
+    A hash longer than 46 characters is left out entirely, NUL included (the firmware's quirk)."""
+
+    cmd: ClassVar[Cmd] = Cmd.FW_INFO
+    major: int
+    minor: int
+    test_version: int
+    git_hash: str | None
+    user_git_hash: str | None = ""
+
+    MAX_HASH: ClassVar[int] = 46
+
+    def pack(self) -> bytes:
+        out = bytes((self.major, self.minor, self.test_version))
+        for text in (self.git_hash, self.user_git_hash):
+            if text is not None and len(text) <= self.MAX_HASH:
+                out += text.encode("latin-1") + b"\0"
+        return out
+
+    @classmethod
+    def unpack(cls, body: bytes) -> FwInfoReply:
+        if len(body) < 3:
+            raise PayloadError(f"FW_INFO reply needs major, minor and test version, got {len(body)} bytes")
+        texts: list[str | None] = [None, None]
+        at = 3
+        for i in range(2):
+            if at >= len(body):
+                break
+            texts[i], at = _cstring(body, at)
+        return cls(body[0], body[1], body[2], texts[0], texts[1])
+
+
+@dataclass(frozen=True)
+class CanUpdateBaudAll:
+    """CAN_UPDATE_BAUD_ALL (6.06+, c778f17a): every node to `kbits` kbit/s, then this one (after `delay_ms`
+    without CAN); stored in the appconf. Answered [158, ok] (ok 0 for a rate the firmware does not know)."""
+
+    cmd: ClassVar[Cmd] = Cmd.CAN_UPDATE_BAUD_ALL
+    kbits: int
+    delay_ms: int = 0
+
+    def pack(self) -> bytes:
+        return I16X2.pack(self.kbits, self.delay_ms)
+
+    @classmethod
+    def unpack(cls, body: bytes) -> CanUpdateBaudAll:
+        if len(body) < I16X2.size:
+            raise PayloadError(f"CAN_UPDATE_BAUD_ALL needs kbits and delay (2 x i16), got {len(body)} bytes")
+        return cls(*I16X2.unpack_from(body))
+
+
+# --- LispBM code (6.00+) --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LispEraseCode:
+    """LISP_ERASE_CODE: stops LispBM and erases the code sector (the size VESC Tool sends is not used)."""
+
+    cmd: ClassVar[Cmd] = Cmd.LISP_ERASE_CODE
+    size: int = 0
+
+    def pack(self) -> bytes:
+        return I32.pack(self.size)
+
+    @classmethod
+    def unpack(cls, body: bytes) -> LispEraseCode:
+        return cls(_i32(body, 0, "LISP_ERASE_CODE") if len(body) >= 4 else 0)
+
+
+@dataclass(frozen=True)
+class LispWriteCode:
+    """LISP_WRITE_CODE: program `data` at `offset` into the code sector (the record, header included)."""
+
+    cmd: ClassVar[Cmd] = Cmd.LISP_WRITE_CODE
+    offset: int
+    data: bytes
+
+    def pack(self) -> bytes:
+        return U32.pack(self.offset) + self.data
+
+    @classmethod
+    def unpack(cls, body: bytes) -> LispWriteCode:
+        return cls(_u32(body, 0, "LISP_WRITE_CODE"), bytes(body[4:]))
+
+
+@dataclass(frozen=True)
+class LispWriteCodeReply:
+    cmd: ClassVar[Cmd] = Cmd.LISP_WRITE_CODE
+    ok: bool
+    offset: int
+
+    def pack(self) -> bytes:
+        return bytes((int(self.ok),)) + U32.pack(self.offset)
+
+    @classmethod
+    def unpack(cls, body: bytes) -> LispWriteCodeReply:
+        return cls(_ok(body, "LISP_WRITE_CODE"), _u32(body, 1, "LISP_WRITE_CODE reply offset"))
+
+
+@dataclass(frozen=True)
+class LispReadCode:
+    """LISP_READ_CODE: `length` bytes of the code from `offset` (at most 502 per request)."""
+
+    cmd: ClassVar[Cmd] = Cmd.LISP_READ_CODE
+    length: int
+    offset: int
+
+    def pack(self) -> bytes:
+        return I32.pack(self.length) + I32.pack(self.offset)
+
+    @classmethod
+    def unpack(cls, body: bytes) -> LispReadCode:
+        return cls(_i32(body, 0, "LISP_READ_CODE"), _i32(body, 4, "LISP_READ_CODE"))
+
+
+@dataclass(frozen=True)
+class LispCodeReply:
+    """[130, total i32, offset i32, data]; total 0 when the sector holds no valid code."""
+
+    cmd: ClassVar[Cmd] = Cmd.LISP_READ_CODE
+    total: int
+    offset: int
+    data: bytes = b""
+
+    def pack(self) -> bytes:
+        return I32.pack(self.total) + I32.pack(self.offset) + self.data
+
+    @classmethod
+    def unpack(cls, body: bytes) -> LispCodeReply:
+        return cls(_i32(body, 0, "LISP_READ_CODE reply"), _i32(body, 4, "LISP_READ_CODE reply"), bytes(body[8:]))
+
+
+@dataclass(frozen=True)
+class LispSetRunning:
+    """LISP_SET_RUNNING: start (load the stored code) or pause LispBM; answered [133, ok]."""
+
+    cmd: ClassVar[Cmd] = Cmd.LISP_SET_RUNNING
+    running: bool
+
+    def pack(self) -> bytes:
+        return bytes((int(self.running),))
+
+    @classmethod
+    def unpack(cls, body: bytes) -> LispSetRunning:
+        if not body:
+            raise PayloadError("LISP_SET_RUNNING needs a running byte")
+        return cls(body[0] != 0)
+
+
+@dataclass(frozen=True)
+class LispRmsg:
+    """LISP_RMSG (6.05+, 05de2f61): bytes for a LispBM program waiting in (canmsg-recv slot ...). No reply."""
+
+    cmd: ClassVar[Cmd] = Cmd.LISP_RMSG
+    slot: int
+    data: bytes = b""
+
+    def pack(self) -> bytes:
+        return bytes((self.slot,)) + self.data
+
+    @classmethod
+    def unpack(cls, body: bytes) -> LispRmsg:
+        if not body:
+            raise PayloadError("LISP_RMSG needs a slot byte")
+        return cls(body[0], bytes(body[1:]))
 
 
 # --- configuration ---------------------------------------------------------------------------------
@@ -544,6 +809,20 @@ Message = (
     | PingCanReply
     | TerminalCmd
     | Print
+    | SetRpm
+    | SetCurrent
+    | MotorEstop
+    | Shutdown
+    | FwInfoRequest
+    | FwInfoReply
+    | CanUpdateBaudAll
+    | LispEraseCode
+    | LispWriteCode
+    | LispWriteCodeReply
+    | LispReadCode
+    | LispCodeReply
+    | LispSetRunning
+    | LispRmsg
 )
 
 
@@ -585,7 +864,8 @@ def decode_reply(payload: bytes, table: CommandTable) -> Message | Unknown:
     cmd, body = _split(payload, table)
     signed = table.version >= SIGNATURE_SINCE
     match cmd:
-        case Cmd.ERASE_NEW_APP | Cmd.ERASE_BOOTLOADER:
+        case _ if cmd in _STATUS_REPLIES:
+            assert cmd is not None
             return StatusReply.unpack(body, cmd)
         case Cmd.GET_MCCONF | Cmd.GET_APPCONF | Cmd.GET_MCCONF_DEFAULT | Cmd.GET_APPCONF_DEFAULT:
             return ConfigReply(ConfigBlob.unpack(_CONFIG_KIND[cmd], body, signed), cmd in _GET_DEFAULT.values())
@@ -596,6 +876,9 @@ def decode_reply(payload: bytes, table: CommandTable) -> Message | Unknown:
     return Unknown(payload[0], bytes(body))
 
 
+_STATUS_REPLIES = frozenset(
+    (Cmd.ERASE_NEW_APP, Cmd.ERASE_BOOTLOADER, Cmd.LISP_ERASE_CODE, Cmd.LISP_SET_RUNNING, Cmd.CAN_UPDATE_BAUD_ALL)
+)
 _REQUESTS = {
     c.cmd: c
     for c in (
@@ -607,8 +890,30 @@ _REQUESTS = {
         ForwardCan,
         PingCan,
         TerminalCmd,
+        SetRpm,
+        SetCurrent,
+        MotorEstop,
+        Shutdown,
+        FwInfoRequest,
+        CanUpdateBaudAll,
+        LispEraseCode,
+        LispWriteCode,
+        LispReadCode,
+        LispSetRunning,
+        LispRmsg,
     )
 }
 _REPLIES = {
-    c.cmd: c for c in (FwVersionReply, ValuesReply, ValuesSelectiveReply, WriteNewAppDataReply, PingCanReply, Print)
+    c.cmd: c
+    for c in (
+        FwVersionReply,
+        ValuesReply,
+        ValuesSelectiveReply,
+        WriteNewAppDataReply,
+        PingCanReply,
+        Print,
+        FwInfoReply,
+        LispWriteCodeReply,
+        LispCodeReply,
+    )
 }

@@ -10,8 +10,16 @@ Two decoders model the two generations of firmware:
 * :class:`LegacyFrameDecoder` is the state machine of firmware up to 3.40: on a failure it resumes at
   the next byte, so the bytes it consumed for the broken frame are lost.
 
-Both take an optional receive timeout: a partial frame is dropped after ``rx_timeout_s`` without a
-byte (firmware 3.29 to 5.02 used 1000 ms; up to 3.28 it was 2 ms; 5.03+ has none).
+Both take an optional receive timeout: a partial frame is dropped once ``rx_timeout_s`` has passed
+without a byte. The firmware counts 1 ms timer ticks: PACKET_RX_TIMEOUT 1000 (3.29 to 5.02; 2 up to 3.28;
+none from 5.03) survive, and the 1001st resets the decoder, so a firmware profile passes 1.001 s
+(rig.device.firmware). In the 3.48-5.02 buffered decoder that reset drops everything held, including
+complete frames waiting behind a stray header.
+
+A flush of zeros (rig.client.esc: 1032 bytes) completes or kills any partial frame of any generation
+(the worst case needs 1027 bytes on <= 3.40, 515 on 3.48+) and can itself never form a valid frame, but
+on 3.48+ the frames it releases from behind a stray header ARE executed, late, and answered on that port
+(research fw-protocol.md 3.3): a flush is not a pure discard.
 """
 
 from __future__ import annotations
@@ -150,6 +158,11 @@ class _TimedDecoder(ABC):
         t = self._clock() if now is None else now
         if t - self._last_byte_at >= self.rx_timeout_s:
             self._drop_partial()
+
+    @property
+    def last_byte_at(self) -> float:
+        """Clock time of the last byte fed (the receive timeout counts from it)."""
+        return self._last_byte_at
 
     def poll(self, now: float | None = None) -> list[Event]:
         """Let the receive timeout act without new bytes (the firmware's 1 ms timer)."""

@@ -1,10 +1,17 @@
 """The GET_VALUES telemetry layout: fields, scales, SELECTIVE mask bits, and which versions send what.
 
 Facts sheet section 4 (firmware commands.c per tag): f16 x k = int16(v * k), f32 x k = int32(v * k).
+How the firmware computes that (util/buffer.c, the same in 3.00 .. master; research fw-protocol.md
+section 5): value and scale are C floats and the build uses single-precision constants, so the product
+is ONE float32 multiply (round to nearest) and ``vcvt.s32.f32`` then truncates toward zero, saturating
+to the int32 range (NaN gives 0). float16 keeps the low 16 bits of that int32 (``sxth``), so values
+beyond the int16 range wrap instead of saturating. A double-precision model differs: 0.53 A x 100 is
+52 on the firmware (0.53f * 100f = 52.999996), not 53.
 """
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass
 
@@ -67,12 +74,47 @@ def value_fields_for(version: FirmwareVersion) -> tuple[ValueField, ...]:
     return VALUE_FIELDS[:count]
 
 
+_F32 = struct.Struct("<f")
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+
+def float32(value: float) -> float:
+    """`value` rounded to the nearest IEEE single (what a C float holds)."""
+    try:
+        return float(_F32.unpack(_F32.pack(value))[0])
+    except OverflowError:  # beyond the float32 range: the conversion gives infinity
+        return math.copysign(math.inf, value)
+
+
+def scaled_int32(value: float, scale: float) -> int:
+    """The firmware's ``(int32_t)(value * scale)``: a float32 multiply, truncated toward zero, saturated.
+
+    The product of two float32 values is exact in a double (24 + 24 bits < 53), so rounding it once to
+    float32 gives exactly the single-precision multiply.
+    """
+    product = float32(float32(value) * float32(scale))
+    if math.isnan(product):
+        return 0
+    if math.isinf(product):
+        return INT32_MAX if product > 0 else INT32_MIN
+    return max(INT32_MIN, min(INT32_MAX, math.trunc(product)))
+
+
+def wrap_int16(raw: int) -> int:
+    """The low 16 bits of an int32, as a signed int16 (``sxth``: no saturation)."""
+    return (raw + 0x8000) % 0x1_0000 - 0x8000
+
+
 def encode_field(f: ValueField, value: float | None) -> bytes:
+    """One field as the firmware encodes it (float32 multiply, truncation, float16 wrap)."""
     if value is None:
         raise PayloadError(f"GET_VALUES field {f.name} is to be sent but has no value")
-    # The firmware casts v * scale (truncates). Rounding to 1e-6 of a step first keeps a value read
-    # from the wire (raw / scale, inexact in binary: 1.15 * 100 = 114.99999999999999) at its raw integer.
-    raw = int(value) if f.scale is None else int(round(value * f.scale, 6))
+    if f.scale is None:
+        raw = int(value)
+    else:
+        raw = scaled_int32(value, f.scale)
+        if f.fmt == "h":
+            raw = wrap_int16(raw)
     try:
         return struct.pack(">" + f.fmt, raw)
     except struct.error as exc:

@@ -10,20 +10,21 @@ blinks), applied to the same flash layout (facts sheet sections 5, 6; research n
 - copy: the JUMP frame, then the bootloader erases app sectors 0..7 as far as the raw image reaches
   (all eight when the upload is heatshrink-compressed), programs every byte of the raw image, and
   blinks green three times;
-- boot: reset to USB enumeration of the new firmware (per profile);
+- boot: reset to USB enumeration of the new firmware (per release), plus what its first boot adds: EE_Init
+  formatting both EEPROM sectors where the .bin left zeros there (3.40-3.55, 6.00+), and from 3.56 the
+  integrity record (the boot up to the check, two word writes) and one more reset (rig.device.app_image);
 - ready: one FW_VERSION frame.
 
 A host can at best reach this floor; the rig's phase times are compared with it. The ``copy`` and
 ``boot`` floors together correspond to the rig's ``boot_s`` phase (jump until the port is back).
-Not modelled (so not in the floor): the extra reset of a 6.x firmware's first boot after an update.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from rig.device.firmware import FirmwareProfile, profile_for
-from rig.device.memory import BOOTLOADER_SECTOR, FLASH_BASE, NEW_APP_BASE, NEW_APP_SECTORS, SECTORS
+from rig.device.firmware import FIRST_BOOT_S, FirmwareProfile, profile_for
+from rig.device.memory import BOOTLOADER_SECTOR, EEPROM_SECTORS, FLASH_BASE, NEW_APP_BASE, NEW_APP_SECTORS, SECTORS
 from rig.device.timing import USB_PACKET_S, FlashTiming
 from rig.device.update_format import BOOTLOADER_APP_SECTORS as APP_SECTOR_RANGE
 from rig.device.update_format import BOOTLOADER_BLINK_S as BLINK_S
@@ -83,6 +84,16 @@ def app_sectors(raw_size: int, *, compressed: bool) -> list[int]:
     return [i for i in APP_SECTOR_RANGE if FLASH_BASE + raw_size > SECTORS[i].start]
 
 
+def first_boot_s(profile: FirmwareProfile, timing: FlashTiming = _TIMING) -> float:
+    """Reset until USB of a release's first boot after an update (see the module docstring)."""
+    seconds = profile.boot_s
+    if profile.image.formats_eeprom:
+        seconds += _erase_s(list(EEPROM_SECTORS), timing)
+    if profile.image.has_record:
+        seconds += FIRST_BOOT_S + 2 * timing.program_byte_s  # flag and CRC, one word write each
+    return seconds
+
+
 def write_floor(bytes_sent: int, frames: int | None = None, timing: FlashTiming = _TIMING) -> float:
     """Chunked WRITE_NEW_APP_DATA: one USB frame per chunk plus byte programming of every byte sent.
 
@@ -115,7 +126,7 @@ def update_floor(
         + _erase_s(app_sectors(raw_image_size, compressed=compressed), timing)
         + raw_image_size * timing.program_byte_s
         + DONE_BLINKS * BLINK_S,
-        boot_s=_profile(profile).boot_s,
+        boot_s=first_boot_s(_profile(profile), timing),
         ready_s=USB_PACKET_S,
     )
 

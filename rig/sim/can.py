@@ -63,6 +63,13 @@ class CanBus:
             delivered += node.can_receive(payload, back)
         return delivered
 
+    def update_baud(self, sender: SimEsc, baud: int) -> None:
+        """CAN_PACKET_UPDATE_BAUD to every other node (CAN_UPDATE_BAUD_ALL); the rate itself is not modelled:
+        nodes on different rates still hear each other."""
+        for node in self.nodes:
+            if node is not sender:
+                node.can_update_baud(baud)
+
     def ping(self, sender: SimEsc) -> tuple[int, ...]:
         """CAN ids of the other nodes whose firmware runs, ascending (PING_CAN)."""
         return tuple(n.can_id for n in self.nodes if n is not sender and n.running)

@@ -28,10 +28,17 @@ from rig.config.schema import Schema, SchemaError, Value
 from rig.config.source import SchemaSource
 from rig.device import config_limits as lim
 from rig.device.config_layouts import released_layout
-from rig.device.firmware import ConfigLayout, FirmwareProfile
+from rig.device.firmware import (
+    APPCONF_CAN_BAUD_OFFSET,
+    APPCONF_CAN_BAUD_SINCE,
+    DEFAULT_CAN_BAUD,
+    ConfigLayout,
+    FirmwareProfile,
+)
 from rig.errors import ConfigError
 from rig.protocol.codecs import ConfigBlob, ConfigKind
 from rig.protocol.commands import FirmwareVersion
+from rig.sim.backup import CanIdentity
 
 log = logging.getLogger(__name__)
 
@@ -162,9 +169,22 @@ class SimConfigs:
 
 
 def _opaque_default(profile: FirmwareProfile, kind: ConfigKind, can_id: int) -> bytes:
-    """Deterministic bytes of the layout's size; appconf starts with controller_id (B: confgenerator.c)."""
+    """Without a schema: opaque bytes of the release's size; the appconf starts with controller_id (B:
+    confgenerator.c, 3.40 commands.c) and from 6.00 carries can_baud_rate at its offset (CAN_BAUD_500K)."""
     data = random.Random(f"{profile.name}/{kind.value}/default").randbytes(profile.config(kind).size)
-    return bytes((can_id,)) + data[1:] if kind == ConfigKind.APPCONF else data
+    if kind != ConfigKind.APPCONF:
+        return data
+    if profile.version >= APPCONF_CAN_BAUD_SINCE:
+        return with_can(data, CanIdentity(can_id, DEFAULT_CAN_BAUD))
+    return bytes((can_id,)) + data[1:]
+
+
+def with_can(appconf: bytes, identity: CanIdentity) -> bytes:
+    """The appconf with the CAN id and baud of `identity` at their offsets."""
+    out = bytearray(appconf)
+    out[0] = identity.can_id
+    out[APPCONF_CAN_BAUD_OFFSET] = identity.baud
+    return bytes(out)
 
 
 def _keep_offsets(values: dict[str, Value], before: ConfigValues | None, version: FirmwareVersion) -> None:

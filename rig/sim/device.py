@@ -1,55 +1,69 @@
 """The simulated ESC: one STM32F405 running whatever its flash holds, with USB presence and power.
 
-Booting reads the image descriptor at 0x08000000 (rig.sim.image); the firmware profile named there
-decides every behaviour (rig.device.firmware). No valid descriptor: the board is dead (no USB). The
+Booting reads the image descriptor at 0x08000000 (rig.sim.image); the release it names decides every
+behaviour through its profile (rig.device.firmware). No valid descriptor: the board is dead (no USB). From
+3.56 the firmware's own integrity record decides as on the real board (rig.device.app_image): the first
+boot after an update writes it and resets once more; a later boot whose CRC fails hangs blinking red. The
 device speaks the protocol through the shared codec (rig.protocol), never a copy of it.
 
 Threading model
     Every public method takes the device's re-entrant lock, so a server thread (receive/poll), a relay
     thread (set_power) and a test (faults, hooks) may call in from different threads. Long work
-    (boot, reboot, the bootloader, the watchdog wait after a jump with no bootloader) is a job that
-    advances ONE step per ``poll()`` call (a step is at most one sector erase, one 16 KB copy chunk or
-    0.25 s of modelled time), and the lock is released between steps, so a power cut lands between
-    steps. Command handlers run inside ``receive()`` and spend their modelled time there (the real
-    firmware is busy too). CAN traffic goes through per-node queues (rig.sim.can). So each device,
-    served or not (motor 2 of a dual board has no USB), needs someone to call ``poll()`` every
-    millisecond or so: one thread per device in the server, ``run_pending()`` in tests at speed 0.
-    The callbacks ``on_usb``, ``transmit`` and ``on_bootloader_step`` are called with the lock held,
-    from whichever thread caused the event; they must not block.
+    (boot, reboot, the bootloader, the watchdog wait after a fault) is a job that advances ONE step per
+    ``poll()`` call (a step is at most one sector erase, one 16 KB copy chunk or 0.25 s of modelled
+    time), and the lock is released between steps, so a power cut lands between steps. Command handlers
+    run inside ``receive()`` and spend their modelled time there (the real firmware is busy too). CAN
+    traffic goes through per-node inboxes (rig.sim.can). A server polls a device when
+    :meth:`SimEsc.next_poll_at` says so (or when ``on_work`` tells it new work arrived from another
+    thread); tests at speed 0 call ``run_pending()``. The callbacks ``on_usb``, ``transmit``, ``on_work``
+    and ``on_bootloader_step`` are called with the lock held, from whichever thread caused the event; they
+    must not block.
 
 Timing: each frame from the host costs USB_PACKET_S (one 1 ms USB full-speed frame for the
 request/response turn-around, an assumed figure); flash work costs what rig.sim.flash charges;
 commands sleep as the firmware does (SET_*CONF 200 ms, *_ALL_CAN erase 1.5 s and jump 100 ms,
-PING_CAN 10 ms per silent id); boot time per profile.
+PING_CAN 10 ms per silent id, CAN_UPDATE_BAUD_ALL 10 x 50 ms); boot time per release.
 """
 
 from __future__ import annotations
 
 import logging
-import struct
 import threading
 import time
-import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from rig.device.firmware import DecoderKind, FirmwareProfile, UnknownFirmware, profile_for
+from rig.device.app_image import FLAG_COMPUTED, app_crc, record_of, record_verifies
+from rig.device.firmware import (
+    APPCONF_CAN_BAUD_OFFSET,
+    APPCONF_CAN_BAUD_SINCE,
+    CAN_BAUD_KBITS,
+    DEFAULT_CAN_BAUD,
+    FIRST_BOOT_S,
+    FLASH_CHECK_PASSES,
+    SHUTDOWN_RPM_LIMIT,
+    DecoderKind,
+    FirmwareProfile,
+    LispOnErase,
+    UnknownFirmware,
+    profile_for,
+)
 from rig.device.memory import APP_LIMIT as _APP_END
 from rig.device.memory import (
     BOOTLOADER_BASE,
     BOOTLOADER_SECTOR,
     BOOTLOADER_SIZE,
-    EEPROM_SECTORS,
+    CCM,
     FLASH_BASE,
     NEW_APP_BASE,
     NEW_APP_SECTORS,
     SECTORS,
 )
-from rig.device.memory import contains as in_flash
 from rig.device.timing import USB_PACKET_S
+from rig.device.update_format import shipped_bootloader
 from rig.errors import PayloadError
 from rig.protocol import codecs as c
 from rig.protocol.commands import Cmd, CommandTable, FirmwareVersion
@@ -57,21 +71,34 @@ from rig.protocol.framing import (
     START_LONG,
     START_SHORT,
     Discard,
+    Event,
     Frame,
     FrameDecoder,
-    Garbage,
     LegacyFrameDecoder,
     encode_frame,
     encode_frame_legacy,
 )
 from rig.protocol.values import Values, encode_field
+from rig.sim.backup import CanIdentity, CcmBackup
 from rig.sim.bootloader import BootloaderRun, BootPhase
+from rig.sim.bus import Region, split_store
 from rig.sim.clock import DeviceClock
-from rig.sim.configs import SimConfigs
+from rig.sim.configs import SimConfigs, with_can
+from rig.sim.eeprom import EepromStore, Record
 from rig.sim.errors import SimError
 from rig.sim.faults import FaultSet
 from rig.sim.flash import Flash
-from rig.sim.image import Descriptor, ImageKind, make_bootloader_image, make_firmware_image, read_descriptor
+from rig.sim.image import (
+    Descriptor,
+    ImageKind,
+    bootloader_in,
+    descriptor_at,
+    image_intact,
+    make_bootloader_image,
+    make_firmware_image,
+)
+from rig.sim.lisp import LispCode
+from rig.sim.terminal import terminal_lines
 
 if TYPE_CHECKING:
     from rig.sim.can import CanBus
@@ -83,10 +110,13 @@ CONFIG_WRITE_S = 0.2  # SET_*CONF sleeps 200 ms before the ack (research section
 ALL_CAN_ERASE_SLEEP_S = 1.5
 ALL_CAN_JUMP_SLEEP_S = 0.1
 PING_PER_ID_S = 0.010
+BAUD_BROADCAST_S = 10 * 0.050  # CAN_UPDATE_BAUD_ALL: CAN_PACKET_UPDATE_BAUD 10 times, 50 ms apart
 APP_REGION = _APP_END - FLASH_BASE  # sectors 0-7: where a firmware image may live
 WRONG_SIGNATURE_XOR = 0x5A5A_5A5A
 Reply = Callable[[bytes], None]
 _UPDATE_MESSAGES = (c.EraseNewApp, c.WriteNewAppData, c.JumpToBootloader, c.EraseBootloader)
+_BLOCKING = (c.TerminalCmd, c.PingCan, c.CanUpdateBaudAll)  # run in the blocking thread (3.51+)
+_MOTOR = (c.SetRpm, c.SetCurrent)
 
 
 class Mode(StrEnum):
@@ -94,8 +124,8 @@ class Mode(StrEnum):
     BOOTING = "booting"  # reset, USB not up yet
     RUNNING = "running"  # firmware runs
     BOOTLOADER = "bootloader"
-    RESETTING = "waiting for watchdog"  # jumped to an empty bootloader sector; the IWDG will reset
-    HUNG = "hung"  # faulted with no watchdog: only a power cycle helps
+    RESETTING = "waiting for watchdog"  # faulted (e.g. jumped to an empty bootloader sector); a reset follows
+    HUNG = "hung"  # faulted with no watchdog, or the flash check failed at boot (red LED): power cycle / SWD
     DEAD = "dead"  # no valid firmware in flash
 
 
@@ -117,51 +147,10 @@ class SimEscSpec:
             raise SimError(f"{self.name}: the STM32 UID is 12 bytes, not {len(self.uid)}")
         if not 0 <= self.can_id <= 254:
             raise SimError(f"{self.name}: CAN id must be 0..254, not {self.can_id}")
-        profile_for(self.fw)
-
-
-class ConfigStore:
-    """mcconf and appconf records in the EEPROM-emulation sectors (1: mcconf, 2: appconf).
-
-    A record is ``"CF" kind u16-length u32-CRC32 data``, appended after the last one; a full sector is
-    erased and the record written at its start. Erased sectors mean "no config": the firmware then
-    runs on its defaults, as the real one does.
-    """
-
-    _HEAD = struct.Struct(">2sBHI")
-    _MAGIC = b"CF"
-    _SECTOR = {c.ConfigKind.MCCONF: EEPROM_SECTORS[0], c.ConfigKind.APPCONF: EEPROM_SECTORS[1]}
-    _KIND = {c.ConfigKind.MCCONF: 1, c.ConfigKind.APPCONF: 2}
-
-    def __init__(self, flash: Flash) -> None:
-        self.flash = flash
-
-    def _records(self, kind: c.ConfigKind) -> tuple[bytes | None, int]:
-        """The newest valid record of `kind` and the offset where the next one goes."""
-        sector = SECTORS[self._SECTOR[kind]]
-        raw = self.flash.read(sector.start, sector.size)
-        at, newest = 0, None
-        while at + self._HEAD.size <= len(raw):
-            magic, kind_id, length, crc = self._HEAD.unpack_from(raw, at)
-            if magic != self._MAGIC:
-                break
-            data = raw[at + self._HEAD.size : at + self._HEAD.size + length]
-            if kind_id == self._KIND[kind] and zlib.crc32(data) == crc:
-                newest = data
-            at += self._HEAD.size + length
-        return newest, at
-
-    def read(self, kind: c.ConfigKind) -> bytes | None:
-        return self._records(kind)[0]
-
-    def write(self, kind: c.ConfigKind, data: bytes) -> None:
-        sector = SECTORS[self._SECTOR[kind]]
-        _, at = self._records(kind)
-        record = self._HEAD.pack(self._MAGIC, self._KIND[kind], len(data), zlib.crc32(data)) + data
-        if at + len(record) > sector.size:
-            self.flash.erase_sector(sector.index)
-            at = 0
-        self.flash.program(sector.start + at, record)
+        try:
+            profile_for(self.fw)
+        except UnknownFirmware as exc:
+            raise SimError(f"{self.name}: {exc}") from exc
 
 
 @dataclass
@@ -172,15 +161,14 @@ class _Firmware:
     descriptor: Descriptor
     decoder: FrameDecoder | LegacyFrameDecoder
     configs: dict[c.ConfigKind, bytes]
+    lisp: LispCode
+    can_backup: bool  # this build keeps the CAN id and baud in g_backup
     commands: int = 0
     stuck: bool = False
-
-
-@dataclass
-class _Inbox:
-    """CAN packets waiting for this node's poll: requests to run and replies to pass to the host."""
-
-    items: deque[tuple[bool, bytes, Reply | None]] = field(default_factory=deque)
+    print_to: Reply | None = None  # 3.51+: the port of the last blocking command (PRINT goes there)
+    erpm: float = 0.0
+    ignore_input_until: float = 0.0
+    lisp_running: bool = False
 
 
 class SimEsc:
@@ -199,19 +187,23 @@ class SimEsc:
         self.bus = bus
         self.configs = configs or SimConfigs()  # rig.sim.configs: defaults by schema, SET as the firmware does
         self.flash = flash if flash is not None else self._factory_flash(spec, clock, self.configs)
-        self.store = ConfigStore(self.flash)
+        self.eeprom = EepromStore(self.flash)
+        self.ccm = CcmBackup(seed=f"{spec.name}/{spec.uid.hex()}")
         self.powered = False
         self.mode = Mode.OFF
+        self.halted: str | None = None  # why the board hangs or is dead, when it does
         self.boot_run: BootloaderRun | None = None
+        self.boots = 0  # resets that ran the firmware's boot (first boots after an update count twice)
         self.host_sessions = 0
         self.on_usb: Callable[[bool], None] | None = None
         self.transmit: Callable[[bytes], None] | None = None
+        self.on_work: Callable[[], None] | None = None
         self.on_bootloader_step: Callable[[BootloaderRun], None] | None = None
         self._fw: _Firmware | None = None
         self._usb_present = False
         self._reenumerate = False
         self._job: Iterator[None] | None = None
-        self._inbox = _Inbox()
+        self._inbox: deque[Callable[[], None]] = deque()
         self._deferred: deque[tuple[float, bytes]] = deque()
         self._rx_bytes = 0
         self._now = 0.0
@@ -222,17 +214,20 @@ class SimEsc:
 
     @staticmethod
     def _factory_flash(spec: SimEscSpec, clock: DeviceClock, configs: SimConfigs) -> Flash:
-        """Flash as shipped: firmware at 0x08000000, bootloader in sector 11, default configs in EEPROM. The
+        """Flash as shipped: the firmware at 0x08000000 (its integrity record not yet written: the first
+        boot does that), the bootloader of its time in sector 11, default configs in the EEPROM sectors. The
         factory's programming costs the board no modelled time (it arrives programmed)."""
+        version = FirmwareVersion.parse(spec.fw)
+        profile = configs.profile(profile_for(version), version)
         flash = Flash(DeviceClock(0.0))
         flash.program(FLASH_BASE, make_firmware_image(spec.hw, spec.fw))
         if spec.bootloader:
-            flash.program(BOOTLOADER_BASE, make_bootloader_image())
-        version = FirmwareVersion.parse(spec.fw)
-        profile = configs.profile(profile_for(version), version)
-        store = ConfigStore(flash)
-        for kind in c.ConfigKind:
-            store.write(kind, configs.default(profile, version, kind, spec.can_id))
+            generation = shipped_bootloader(profile.release.date)
+            flash.program(BOOTLOADER_BASE, make_bootloader_image(generation=generation))
+        store = EepromStore(flash)
+        store.format_if_invalid()  # a 0x00-filled image leaves zeros where EE_Init formats
+        for kind, record in ((c.ConfigKind.MCCONF, Record.MCCONF), (c.ConfigKind.APPCONF, Record.APPCONF)):
+            store.write(record, configs.default(profile, version, kind, spec.can_id))
         flash.clock = clock
         return flash
 
@@ -263,9 +258,25 @@ class SimEsc:
         return None if fw is None else fw.profile
 
     @property
+    def lisp_running(self) -> bool:
+        fw = self._fw
+        return fw is not None and fw.lisp_running
+
+    @property
     def busy(self) -> bool:
-        """Work is pending that poll() will do (a job, queued CAN packets, a re-enumeration)."""
-        return self._job is not None or bool(self._inbox.items) or self._reenumerate
+        """Work is pending that poll() will do now (a job, queued CAN packets, a re-enumeration)."""
+        return self._job is not None or bool(self._inbox) or self._reenumerate
+
+    def next_poll_at(self) -> float | None:
+        """When poll() has work next (monotonic seconds; 0.0 = now), or None until new work arrives."""
+        with self._lock:
+            if self.busy:
+                return 0.0
+            due: list[float] = [self._deferred[0][0]] if self._deferred else []
+            fw = self._fw
+            if fw is not None and fw.decoder.pending and fw.decoder.rx_timeout_s is not None:
+                due.append(fw.decoder.last_byte_at + fw.decoder.rx_timeout_s)
+            return min(due) if due else None
 
     def _set_usb(self, on: bool) -> None:
         if on == self._usb_present:
@@ -275,10 +286,14 @@ class SimEsc:
         if self.on_usb is not None:
             self.on_usb(on)
 
+    def _work_arrived(self) -> None:
+        if self.on_work is not None:
+            self.on_work()
+
     # --- public API ----------------------------------------------------------------------------------
 
     def set_power(self, on: bool) -> None:
-        """Power on (boot from flash, USB comes up once booted) or off (RAM state lost, USB gone)."""
+        """Power on (boot from flash, USB comes up once booted) or off (RAM and CCM lost, USB gone)."""
         with self._lock:
             if on == self.powered:
                 return
@@ -286,20 +301,23 @@ class SimEsc:
             self._stop()
             self.powered = on
             if on:
+                self.ccm.power_lost()
                 self._job = self._boot_job()
             else:
                 self.mode = Mode.OFF
             if was_stuck:
                 self.faults.clear("stuck_after")  # the power cycle is the cure, once
             log.info("%s: power %s", self.name, "on" if on else "off")
+            self._work_arrived()
 
     def reset(self) -> None:
-        """MCU reset (REBOOT, watchdog, the SWD reset line): RAM lost, boot from flash again."""
+        """MCU reset (REBOOT, watchdog, the SWD reset line): RAM lost (CCM kept), boot from flash again."""
         with self._lock:
             if not self.powered:
                 return
             self._stop()
             self._job = self._boot_job()
+            self._work_arrived()
 
     def host_disconnected(self) -> None:
         """The host closed the port or the TCP client dropped: the firmware does not notice."""
@@ -357,12 +375,25 @@ class SimEsc:
         fw = self._fw
         if not self.running or fw is None or len(payload) > fw.profile.max_payload:
             return 0
-        self._inbox.items.append((True, payload, reply))
+        self._inbox.append(lambda: self._handle(payload, reply or _no_reply, via_can=True))
+        self._work_arrived()
         return 1
 
     def can_reply(self, payload: bytes, reply: Reply) -> None:
         """A reply from a CAN node to a packet this node forwarded; passed on in this node's poll."""
-        self._inbox.items.append((False, payload, reply))
+        self._inbox.append(lambda: reply(payload))
+        self._work_arrived()
+
+    def can_update_baud(self, baud: int) -> None:
+        """CAN_PACKET_UPDATE_BAUD from another node: this node sets (and stores) the CAN baud too."""
+
+        def apply() -> None:
+            fw = self._fw
+            if fw is not None and fw.profile.version >= APPCONF_CAN_BAUD_SINCE:
+                self._set_can_baud(fw, baud)
+
+        self._inbox.append(apply)
+        self._work_arrived()
 
     # --- jobs (advanced one step per poll) -----------------------------------------------------------
 
@@ -370,9 +401,10 @@ class SimEsc:
         """Everything in RAM is gone: firmware state, pending work, USB."""
         self._fw = None
         self._job = None
-        self._inbox.items.clear()
+        self._inbox.clear()
         self._deferred.clear()
         self._reenumerate = False
+        self.halted = None
         self._set_usb(False)
 
     def _wait(self, seconds: float) -> Iterator[None]:
@@ -382,62 +414,141 @@ class SimEsc:
             seconds -= step
             yield
 
+    def _halt(self, mode: Mode, why: str) -> None:
+        self.mode, self.halted = mode, why
+        log.warning("%s: %s: %s", self.name, mode.value, why)
+
     def _boot_job(self) -> Iterator[None]:
         self.mode = Mode.BOOTING
-        descriptor = read_descriptor(self.flash.read(FLASH_BASE, APP_REGION))
+        self.boots += 1
+        app = self.flash.read(FLASH_BASE, APP_REGION)
+        descriptor = descriptor_at(app)
         profile = _runnable(descriptor)
         if descriptor is None or profile is None:
-            self.mode = Mode.DEAD
-            log.warning("%s: no valid firmware at %#x: board dead", self.name, FLASH_BASE)
+            self._halt(Mode.DEAD, f"no firmware at {FLASH_BASE:#x}")
             return
-        profile = self.configs.profile(profile, descriptor.version)
+        profile = self.configs.profile(profile, descriptor.version)  # a version the layout table lacks: its schema
+        layout = profile.image
+        if layout.has_record and record_of(app, layout)[0] != FLAG_COMPUTED:
+            if not image_intact(app, descriptor):
+                self._halt(Mode.DEAD, "the image is not complete: no firmware runs")
+                return
+            yield from self._wait(FIRST_BOOT_S)
+            self._conf_general_init(profile)
+            self._write_integrity_record(profile)
+            yield
+            yield from self._boot_job()  # NVIC_SystemReset after writing the record
+            return
+        if layout.has_record and not record_verifies(app, layout):
+            self._halt(Mode.HUNG, "FAULT_CODE_FLASH_CORRUPTION at boot: red LED blinks, no USB (needs SWD)")
+            return
+        if not layout.has_record and not image_intact(app, descriptor):
+            self._halt(Mode.DEAD, "the image is not complete: no firmware runs")
+            return
         yield from self._wait(profile.boot_s)
-        configs = {}
-        for kind in c.ConfigKind:
-            stored = self.store.read(kind)
-            fits = stored is not None and len(stored) == profile.config(kind).size
-            configs[kind] = stored if fits else self.configs.default(profile, descriptor.version, kind, self.can_id)
-        self._fw = _Firmware(profile, descriptor, self._decoder(profile), configs)
+        identity = self._conf_general_init(profile)
+        fw = _Firmware(
+            profile,
+            descriptor,
+            self._decoder(profile),
+            self._read_configs(profile, identity),
+            LispCode(self.flash, profile),
+            can_backup=identity is not None,
+        )
+        self._fw = fw
         self.mode = Mode.RUNNING
         log.info("%s: firmware %s for %s running", self.name, descriptor.version, descriptor.hw_name)
+        if fw.lisp.profile.lisp_code_sector is not None and fw.lisp.record() is not None:
+            self._start_lisp(fw)
         self._set_usb(True)
 
+    def _write_integrity_record(self, profile: FirmwareProfile) -> None:
+        """First boot after an update (flash_helper_verify_flash_memory): flag 0, then the CRC word."""
+        at = profile.image.record_at
+        assert at is not None
+        self.flash.program(at, FLAG_COMPUTED.to_bytes(4, "little"), width=4)
+        crc = app_crc(self.flash.read(FLASH_BASE, APP_REGION), profile.image)
+        self.flash.program(at + 4, crc.to_bytes(4, "little"), width=4)
+        log.info("%s: first boot of %s: integrity record written (CRC %08X), resetting", self.name, profile.name, crc)
+
+    def _conf_general_init(self, profile: FirmwareProfile) -> CanIdentity | None:
+        """EE_Init formats broken EEPROM pages; a build with the CAN backup takes g_backup from the EEPROM copy,
+        else (after an update) from CCM RAM, else the defaults, and stores it back. None: no CAN backup."""
+        self.eeprom.format_if_invalid()
+        if not profile.can_identity_backup or "no_can_backup" in self.faults:
+            return None
+        identity = CanIdentity.unpack(self.eeprom.read(Record.BACKUP) or b"")
+        if identity is None:
+            identity = self.ccm.can() or CanIdentity(self.can_id, DEFAULT_CAN_BAUD)
+            self.eeprom.write(Record.BACKUP, identity.pack())
+        self.ccm.set_can(identity)
+        return identity
+
+    def _read_configs(self, profile: FirmwareProfile, identity: CanIdentity | None) -> dict[c.ConfigKind, bytes]:
+        configs = {}
+        for kind, record in ((c.ConfigKind.MCCONF, Record.MCCONF), (c.ConfigKind.APPCONF, Record.APPCONF)):
+            stored = self.eeprom.read(record)
+            if stored is not None and len(stored) == profile.config(kind).size:
+                configs[kind] = stored
+                continue
+            configs[kind] = self.configs.default(profile, profile.version, kind, self.can_id)
+            if kind == c.ConfigKind.APPCONF and identity is not None:  # defaults, then id and baud from g_backup
+                configs[kind] = with_can(configs[kind], identity)
+        return configs
+
     def _jump_job(self, profile: FirmwareProfile) -> Iterator[None]:
-        bootloader = read_descriptor(self.flash.read(BOOTLOADER_BASE, BOOTLOADER_SIZE))
-        if bootloader is None or bootloader.kind != ImageKind.BOOTLOADER:
+        found = bootloader_in(self.flash.read(BOOTLOADER_BASE, BOOTLOADER_SIZE))
+        if found.generation is None:
             yield from self._no_bootloader(profile)
             return
         me = self._job
         self.mode = Mode.BOOTLOADER
-        run = self.boot_run = BootloaderRun(self.flash, force_reject="bootloader_rejects" in self.faults)
+        run = self.boot_run = BootloaderRun(
+            self.flash, found.generation, force_reject="bootloader_rejects" in self.faults
+        )
         for phase in run.steps():
             if self.on_bootloader_step is not None:
                 self.on_bootloader_step(run)
             if self._job is not me:
                 return  # the hook cut the power or reset the MCU
+            if found.damaged and phase == BootPhase.COPY:
+                self._halt(Mode.DEAD, "the damaged bootloader crashed after erasing the app (an assumption)")
+                return
             at = self.faults.get("reset_during_copy", "at")
-            if at is not None and phase == BootPhase.COPY and run.copied >= at * run.total:
-                log.warning("%s: reset during the bootloader copy (%d of %d bytes)", self.name, run.copied, run.total)
+            if at is not None and phase == BootPhase.COPY and run.fraction >= at:
+                log.warning("%s: power lost during the bootloader copy (%.0f %% done)", self.name, run.fraction * 100)
                 self.faults.clear("reset_during_copy")
+                self.ccm.power_lost()
                 break
             yield
         yield from self._boot_job()
 
     def _no_bootloader(self, profile: FirmwareProfile) -> Iterator[None]:
-        """Jump into an erased sector 11: HardFault; the IWDG resets the MCU only if it was armed."""
+        """Jump into an erased sector 11: HardFault; reset as the release leaves a fault (or hang)."""
         if "no_bootloader_hangs" in self.faults:
-            watchdog = None
+            exit_s = None
         elif "no_bootloader_returns" in self.faults:
-            watchdog = self.faults.get("no_bootloader_returns", "watchdog_s")
+            exit_s = self.faults.get("no_bootloader_returns", "watchdog_s")
         else:
-            watchdog = profile.jump_watchdog_s
-        log.warning("%s: no bootloader in sector 11; %s", self.name, "hangs" if watchdog is None else "watchdog reset")
-        if watchdog is None:
-            self.mode = Mode.HUNG
+            exit_s = profile.hard_fault_exit_s
+        yield from self._hard_fault(exit_s, "no bootloader in sector 11")
+
+    def _hard_fault(self, exit_s: float | None, why: str) -> Iterator[None]:
+        if exit_s is None:
+            self._halt(Mode.HUNG, f"{why}: hard fault, no watchdog armed")
             return
-        self.mode = Mode.RESETTING
-        yield from self._wait(watchdog)
+        self._halt(Mode.RESETTING, f"{why}: hard fault, reset after {exit_s:g} s")
+        yield from self._wait(exit_s)
         yield from self._boot_job()
+
+    def _flash_check_job(self, profile: FirmwareProfile) -> Iterator[None]:
+        """The background flash check (3.56+): a changed app is seen at the end of the next full pass."""
+        assert profile.flash_check_pass_s is not None
+        yield from self._wait(FLASH_CHECK_PASSES * profile.flash_check_pass_s)
+        if not record_verifies(self.flash.read(FLASH_BASE, APP_REGION), profile.image):
+            log.warning("%s: the runtime flash check found the app changed: reset", self.name)
+            self._stop()
+            self._job = self._boot_job()
 
     # --- bytes in and out ----------------------------------------------------------------------------
 
@@ -462,7 +573,7 @@ class SimEsc:
         self._reenumerate = True
         return data[:allowed]
 
-    def _event(self, event: Frame | Garbage) -> None:
+    def _event(self, event: Event) -> None:
         if isinstance(event, Frame):
             self.clock.spend(USB_PACKET_S)
             self._handle(event.payload, self._reply_usb, via_can=False)
@@ -492,15 +603,10 @@ class SimEsc:
             self._emit(self._deferred.popleft()[1])
 
     def _drain_inbox(self) -> None:
-        items = self._inbox.items
-        while items:
-            request, payload, reply = items.popleft()
-            if not self.running:
-                continue
-            if request:
-                self._handle(payload, reply or _no_reply, via_can=True)
-            elif reply is not None:
-                reply(payload)
+        while self._inbox:
+            work = self._inbox.popleft()
+            if self.running:
+                work()
 
     # --- commands ------------------------------------------------------------------------------------
 
@@ -524,20 +630,26 @@ class SimEsc:
         if via_can and isinstance(message, _UPDATE_MESSAGES) and "can_peer_update_fails" in self.faults:
             log.warning("%s: ignoring %s from CAN (fault can_peer_update_fails)", self.name, type(message).__name__)
             return
+        if isinstance(message, _BLOCKING) or not fw.profile.print_to_last_blocking:
+            fw.print_to = reply
 
         def send(answer: c.Message) -> None:
             reply(c.encode(answer, table))
 
+        if isinstance(message, _MOTOR) and self._now < fw.ignore_input_until:
+            return  # input ignored after MOTOR_ESTOP
         match message:
             case c.FwVersionRequest():
                 send(self._fw_version(fw))
+            case c.FwInfoRequest():
+                send(self._fw_info(fw))
             case c.GetValues():
                 send(c.ValuesReply(self._values(fw)))
             case c.GetValuesSelective(mask=mask):
                 reply(self._values_selective(fw, mask))
             case c.GetConfig(kind=kind, default=default):
-                version = fw.descriptor.version
                 now = fw.configs[kind]
+                version = fw.descriptor.version
                 data = self.configs.default(fw.profile, version, kind, self.can_id, now) if default else now
                 send(c.ConfigReply(c.ConfigBlob(kind, self._signature(fw, kind), data), default))
             case c.SetConfig(blob=blob):
@@ -546,14 +658,14 @@ class SimEsc:
                 if all_can:
                     self._broadcast(c.EraseNewApp(size), table)
                     self.clock.spend(ALL_CAN_ERASE_SLEEP_S)
-                for sector in (SECTORS[i] for i in NEW_APP_SECTORS):
-                    if NEW_APP_BASE + size > sector.start:
-                        self.flash.erase_sector(sector.index)
-                send(c.StatusReply(Cmd.ERASE_NEW_APP, True))
+                if fw.profile.lisp_on_erase != LispOnErase.NONE:
+                    fw.lisp_running = False
+                send(c.StatusReply(Cmd.ERASE_NEW_APP, self._erase_new_app(size)))
             case c.WriteNewAppData(offset=offset, data=data, all_can=all_can):
                 if all_can:
                     self._broadcast(c.WriteNewAppData(offset, data), table)
-                send(c.WriteNewAppDataReply(self._program(NEW_APP_BASE + offset, data), self._echo(fw, offset)))
+                if self._cpu_write(fw, NEW_APP_BASE, offset, data):
+                    send(c.WriteNewAppDataReply(True, self._echo(fw, offset)))
             case c.EraseBootloader(all_can=all_can):
                 if all_can:
                     self._broadcast(c.EraseBootloader(), table)
@@ -567,8 +679,11 @@ class SimEsc:
             case c.Reboot():
                 self.reset()
             case c.TerminalCmd(text=text):
-                for line in self._terminal(fw, text):
-                    self._print(fw, line, send)
+                lines = terminal_lines(
+                    fw.profile, text, uid=self.spec.uid, version=fw.descriptor.version, hw_name=fw.descriptor.hw_name
+                )
+                for line in lines:
+                    self._print(fw, line)
             case c.ForwardCan(node_id=node_id, inner=inner):
                 if self.bus is not None:
                     self.bus.send(self, node_id, inner, reply)
@@ -576,8 +691,35 @@ class SimEsc:
                 found = self.bus.ping(self) if self.bus is not None else ()
                 self.clock.spend(PING_PER_ID_S * (255 - len(found)))
                 send(c.PingCanReply(found))
+            case c.SetRpm(erpm=erpm):
+                fw.erpm = float(erpm)
+            case c.SetCurrent(amps=amps):
+                if amps == 0:
+                    fw.erpm = 0.0  # released: the sim has no motor that coasts
+            case c.MotorEstop(ms=ms):
+                fw.erpm = 0.0
+                fw.ignore_input_until = self._now + ms / 1000
+            case c.Shutdown(force=force, restart=restart):
+                self._shutdown(fw, force=force, restart=restart)
+            case c.CanUpdateBaudAll(kbits=kbits, delay_ms=delay_ms):
+                send(c.StatusReply(Cmd.CAN_UPDATE_BAUD_ALL, self._can_update_baud_all(fw, kbits, delay_ms)))
+            case c.LispEraseCode():
+                fw.lisp_running = False
+                send(c.StatusReply(Cmd.LISP_ERASE_CODE, fw.lisp.erase()))
+            case c.LispWriteCode(offset=offset, data=data):
+                if self._cpu_write(fw, fw.lisp.base, offset, data):
+                    send(c.LispWriteCodeReply(True, offset))
+            case c.LispReadCode() as ask:
+                answer = fw.lisp.read(ask)
+                if answer is not None:
+                    send(answer)
+            case c.LispSetRunning(running=running):
+                ok = self._start_lisp(fw) if running else True
+                if not running:
+                    fw.lisp_running = False
+                send(c.StatusReply(Cmd.LISP_SET_RUNNING, ok))
             case _:
-                pass  # ALIVE, motor commands, unknown ids: nothing to answer (facts sheet section 2)
+                pass  # ALIVE, LISP_RMSG, other motor commands, unknown ids: nothing to answer (facts section 2)
 
     def _broadcast(self, message: c.Message, table: CommandTable) -> None:
         """*_ALL_CAN: the plain command to CAN id 255 as "process, no reply"."""
@@ -589,13 +731,40 @@ class SimEsc:
         self._stop()
         self._job = self._jump_job(profile)
 
-    def _program(self, addr: int, data: bytes) -> bool:
-        """Byte programming with no bounds check, except that outside the flash reports failure."""
-        if not in_flash(addr, len(data)):
-            log.info("%s: write of %d bytes at %#x is outside the flash", self.name, len(data), addr)
-            return False
-        self.flash.program(addr, data)
+    def _erase_new_app(self, size: int) -> bool:
+        """flash_helper_erase_new_app: `size + 0x08080000` in 32 bits, so a huge size wraps and erases nothing."""
+        end = (NEW_APP_BASE + size) % (1 << 32)
+        for sector in (SECTORS[i] for i in NEW_APP_SECTORS):
+            if end <= sector.start:
+                break
+            self.flash.erase_sector(sector.index)
         return True
+
+    def _cpu_write(self, fw: _Firmware, base: int, offset: int, data: bytes) -> bool:
+        """Byte stores at ``base + offset`` (u32, no bounds check); False when a bus fault ended the firmware."""
+        for store in split_store(base, offset, data):
+            if store.region == Region.FLASH:
+                self.flash.program(store.addr, store.data)
+                self._watch_app_change(fw, store.addr, len(store.data))
+            elif store.region == Region.CCM:
+                self.ccm.bus_write(store.addr - CCM.start, store.data)
+            elif store.region == Region.UNMODELLED:
+                log.warning("%s: %d bytes stored at %#010x (%s)", self.name, len(store.data), store.addr, store.region)
+            else:
+                log.warning("%s: store at %#010x: %s", self.name, store.addr, store.region)
+                self._stop()
+                self._job = self._hard_fault(fw.profile.hard_fault_exit_s, f"bus fault writing {store.addr:#010x}")
+                return False
+        return True
+
+    def _watch_app_change(self, fw: _Firmware, addr: int, length: int) -> None:
+        """A store into the running app (the wrap into sector 0): the background check will see it."""
+        record = fw.profile.image.record_at
+        if record is None or fw.profile.flash_check_pass_s is None or self._job is not None:
+            return
+        if addr < SECTORS[0].end or SECTORS[3].start <= addr < record + 8:
+            log.warning("%s: %d bytes programmed into the running app at %#010x", self.name, length, addr)
+            self._job = self._flash_check_job(fw.profile)
 
     @staticmethod
     def _echo(fw: _Firmware, offset: int) -> int | None:
@@ -606,7 +775,7 @@ class SimEsc:
             "hw_name": fw.descriptor.hw_name,
             "uid": self.spec.uid,
             "pairing_done": 0,
-            "test_version": 0,
+            "test_version": fw.profile.release.test_version,
             "hw_type": 0,
             "custom_cfg_num": 0,
             "has_phase_filters": 0,
@@ -614,11 +783,16 @@ class SimEsc:
             "qml_app": 0,
             "nrf_flags": 0,
             "fw_name": "",
-            "hw_conf_crc": 0,
+            "hw_conf_crc": 0,  # no hardware QML, custom config or flash QML to checksum
         }
         fields = {name: available[name] for name in fw.profile.fw_version_fields}
         version = fw.descriptor.version  # the image's own version; the profile says how it behaves
         return c.FwVersionReply(version.major, version.minor, **fields)  # type: ignore[arg-type]
+
+    @staticmethod
+    def _fw_info(fw: _Firmware) -> c.FwInfoReply:
+        release = fw.profile.release
+        return c.FwInfoReply(release.version.major, release.version.minor, release.test_version, release.commit, "")
 
     def _values(self, fw: _Firmware) -> Values:
         telemetry = {
@@ -629,7 +803,7 @@ class SimEsc:
             "id": 0.0,
             "iq": 0.0,
             "duty": 0.0,
-            "erpm": 0.0,
+            "erpm": fw.erpm,
             "v_in": 24.1,
             "amp_hours": 0.0,
             "amp_hours_charged": 0.0,
@@ -639,7 +813,7 @@ class SimEsc:
             "tachometer_abs": 0,
             "fault": 0,
             "pid_pos": 0.0,
-            "controller_id": self.can_id,
+            "controller_id": self.can_id,  # the node's id on the simulated bus (a changed appconf does not move it)
             "temp_mos1": 25.3,
             "temp_mos2": 25.3,
             "temp_mos3": 25.3,
@@ -667,27 +841,79 @@ class SimEsc:
     def _set_config(self, fw: _Firmware, blob: c.ConfigBlob, send: Callable[[c.Message], None]) -> None:
         expected = self._signature(fw, blob.kind)
         if expected is not None and blob.signature != expected:
-            self._print(fw, f"Warning: Could not set {blob.kind.value} due to wrong signature", send)
+            self._print(fw, f"Warning: Could not set {blob.kind.value} due to wrong signature")
             return
         old, version, hw = fw.configs[blob.kind], fw.descriptor.version, fw.descriptor.hw_name
         self._store_config(fw, blob.kind, self.configs.on_set(fw.profile, version, hw, blob.kind, old, blob.data))
         self.clock.spend(CONFIG_WRITE_S)
         send(c.SetConfigAck(blob.kind))
 
-    @staticmethod
-    def _print(fw: _Firmware, text: str, send: Callable[[c.Message], None]) -> None:
-        """PRINT as commands_printf does: nothing for empty text; too long is cut and sent with its NUL."""
+    def _print(self, fw: _Firmware, text: str) -> None:
+        """PRINT as commands_printf does: to the last blocking command's port (3.51+; nowhere before one since
+        boot) or the last packet's; nothing for empty text; too long is cut and sent with its NUL."""
         if len(text) > fw.profile.print_max:
             text = text[: fw.profile.print_max] + "\0"
-        if text:
-            send(c.Print(text))
+        if not text:
+            return
+        if fw.print_to is None:
+            log.info("%s: PRINT dropped (no blocking command since boot): %r", self.name, text)
+            return
+        fw.print_to(c.encode(c.Print(text), fw.profile.commands))
 
     def _store_config(self, fw: _Firmware, kind: c.ConfigKind, data: bytes) -> None:
-        """No length check in the firmware: a short blob leaves the old (stale) bytes after it."""
+        """No length check in the firmware: a short blob leaves the old (stale) bytes after it. A build with
+        the CAN backup copies controller_id and can_baud_rate into g_backup when the appconf is stored."""
         size = fw.profile.config(kind).size
         old = fw.configs[kind]
         fw.configs[kind] = (data[:size] + old[len(data) :])[:size]
-        self.store.write(kind, fw.configs[kind])
+        self.eeprom.write(Record.MCCONF if kind == c.ConfigKind.MCCONF else Record.APPCONF, fw.configs[kind])
+        if kind == c.ConfigKind.APPCONF and fw.can_backup:
+            appconf = fw.configs[kind]
+            identity = CanIdentity(appconf[0], appconf[APPCONF_CAN_BAUD_OFFSET])
+            self.eeprom.write(Record.BACKUP, identity.pack())
+            self.ccm.set_can(identity)
+
+    def _set_can_baud(self, fw: _Firmware, baud: int) -> None:
+        appconf = bytearray(fw.configs[c.ConfigKind.APPCONF])
+        appconf[APPCONF_CAN_BAUD_OFFSET] = baud
+        self._store_config(fw, c.ConfigKind.APPCONF, bytes(appconf))
+
+    def _can_update_baud_all(self, fw: _Firmware, kbits: int, delay_ms: int) -> bool:
+        if kbits not in CAN_BAUD_KBITS:
+            return False
+        baud = CAN_BAUD_KBITS.index(kbits)
+        if self.bus is not None:
+            self.bus.update_baud(self, baud)
+        self.clock.spend(BAUD_BROADCAST_S + max(0, delay_ms) / 1000)
+        self._set_can_baud(fw, baud)
+        return True
+
+    def _shutdown(self, fw: _Firmware, *, force: bool, restart: bool) -> None:
+        """COMM_SHUTDOWN: ignored while |ERPM| > 100 unless forced; restart = watchdog reset; otherwise
+        do_shutdown, which is a stub on hardware without a shutdown switch (every simulated board)."""
+        if abs(fw.erpm) > SHUTDOWN_RPM_LIMIT and not force:
+            log.info("%s: SHUTDOWN ignored: the motor turns at %.0f ERPM", self.name, fw.erpm)
+            return
+        if restart:
+            self.reset()
+
+    def _start_lisp(self, fw: _Firmware) -> bool:
+        """A Lisp program starts from the stored code; a package's native library may touch its NVM then."""
+        if fw.lisp.record() is None:
+            return False
+        fw.lisp_running = True
+        sector = fw.profile.package_nvm_sector
+        if sector is None:
+            return True
+        if "package_wipes_nvm" in self.faults:
+            log.warning("%s: the package calls wipe_nvm: sector %d erased", self.name, sector)
+            self.flash.erase_sector(sector)
+        size = self.faults.get("package_writes_nvm", "size")
+        if size is not None:
+            addr = SECTORS[sector].start + self.faults.get("package_writes_nvm", "addr")
+            log.warning("%s: the package calls write_nvm: %d bytes at %#010x", self.name, size, addr)
+            self.flash.program(addr, bytes(size))
+        return True
 
     def _merge_partial(self, data: bytes) -> None:
         """Fault merge_partial: apply a failed SET_*CONF frame's body over the old config."""
@@ -706,43 +932,6 @@ class SimEsc:
         log.warning("%s: applying %d bytes of a broken SET %s frame (fault merge_partial)", self.name, len(body), kind)
         self._store_config(fw, kind, body)
 
-    def _terminal(self, fw: _Firmware, text: str) -> list[str]:
-        """The PRINT lines a TERMINAL_CMD produces (B: terminal.c; research section 3)."""
-        profile = fw.profile
-        lines = [f"-> {text} \n"] if profile.terminal_echo else []
-        argv = text.split()
-        if not argv:
-            return [*lines, "No command received\n"]
-        command = argv[0].lower()
-        if command == "ping" and profile.terminal_ping:
-            lines.append("pong\n")
-        elif command == "fault":
-            lines.append("FAULT_CODE_NONE\n")
-        elif command == "hw_status":
-            uid = " ".join(f"{b:02X}" for b in self.spec.uid)
-            version = fw.descriptor.version
-            lines += [
-                f"Firmware: {version.major}.{version.minor}",
-                f"Hardware: {fw.descriptor.hw_name}",
-                f"UUID: {uid}",
-                "Permanent NRF found: No",
-                " ",
-            ]
-        elif command == "help":
-            lines += ["Valid commands are:", "help", "  Show this help"]
-            if profile.terminal_ping:
-                lines += ["ping", "  Print pong here to see if the reply works"]
-            lines += [
-                "fault",
-                "  Prints the current fault code",
-                "hw_status",
-                "  Print some hardware status information.",
-                " ",
-            ]
-        else:
-            lines.append(f"Invalid command: {argv[0]}\ntype help to list all available commands\n")
-        return lines
-
     # --- faults with side effects --------------------------------------------------------------------
 
     def _fault_changed(self, name: str, on: bool) -> None:
@@ -753,6 +942,21 @@ class SimEsc:
                 self._rx_bytes = 0
             elif name == "rx_timeout" and self._fw is not None:
                 self._fw.decoder.rx_timeout_s = self._decoder(self._fw.profile).rx_timeout_s
+            elif name == "foreign_hw_firmware":
+                self._reflash_for(self.faults.get(name, "hw") if on else self.spec.hw)
+            self._work_arrived()
+
+    def _reflash_for(self, hw: str) -> None:
+        """Fault foreign_hw_firmware: the app sectors rewritten with this version for `hw`, then a reset."""
+        descriptor = descriptor_at(self.flash.read(FLASH_BASE, APP_REGION))
+        if descriptor is None or descriptor.hw_name == hw:
+            return
+        for index in range(len(SECTORS)):
+            if index not in NEW_APP_SECTORS and index != BOOTLOADER_SECTOR:
+                self.flash.erase_sector(index)
+        self.flash.program(FLASH_BASE, make_firmware_image(hw, str(descriptor.version)))
+        log.warning("%s: reflashed with firmware %s for hardware %s", self.name, descriptor.version, hw)
+        self.reset()
 
 
 def _runnable(descriptor: Descriptor | None) -> FirmwareProfile | None:

@@ -59,7 +59,8 @@ CATALOGUE: dict[str, Fault] = {
         _fault(
             "reset_during_copy",
             "F2",
-            "the MCU resets (brown-out) part way through the bootloader's copy: bricked until SWD",
+            "power is lost (a brown-out) part way through the bootloader's copy: RAM and CCM are lost, the app "
+            "is half copied: bricked until SWD",
             at=0.5,
         ),
         _fault(
@@ -102,6 +103,33 @@ CATALOGUE: dict[str, Fault] = {
             "link_corrupt", "link", "one byte of every reply frame is XOR-ed with 0xFF (index into the frame)", index=3
         ),
         _fault("link_slow", "link", "every reply is held back delay_s seconds of real time", delay_s=0.5),
+        _fault(
+            "package_wipes_nvm",
+            "gen",
+            "the installed package's native library calls wipe_nvm when it starts: 6.02-6.05 erase sector 8, "
+            "6.06+ sector 11 with the bootloader in it",
+        ),
+        _fault(
+            "package_writes_nvm",
+            "gen",
+            "the installed package's native library writes `size` zero bytes with write_nvm at NVM address `addr` "
+            "when it starts (6.06+: into the bootloader)",
+            addr=0x100,
+            size=64,
+        ),
+        _fault(
+            "foreign_hw_firmware",
+            "F6",
+            "the node was reflashed by a tool without a hardware check (VESC Tool's CLI has none) with its firmware "
+            "version built for hardware `hw`, and reports that hw_name; clearing the fault flashes its own back",
+            hw="75_300",
+        ),
+        _fault(
+            "no_can_backup",
+            "gen",
+            "the firmware is a build without the CAN id/baud backup (the 6.06 release commit b0931d01 reports 6.06 "
+            "too): both fall back to their defaults after an update",
+        ),
     )
 }
 

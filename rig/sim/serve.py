@@ -11,7 +11,14 @@
 Host-close detection on a pty: the server keeps no slave fd open. A read on the master then fails
 with EIO while no host has the port open, and succeeds (data or EAGAIN) while one has; a host closing
 its port turns the next read into EIO, which becomes ``device.host_disconnected()``. While no host is
-connected the master is probed once per tick instead of select()ed (it would report HUP at once).
+connected the master cannot be select()ed (it would report HUP at once): an inotify watch on the slave
+(rig.sim.pty_watch) says when a host opens it, and only where inotify is missing is the master probed
+once per tick.
+
+Idle cost: a loop sleeps in select() on its endpoints' fds and a wake pipe until the earliest time any
+of its devices has work (SimEsc.next_poll_at: a job, a receive timeout, a held reply); a device that gets
+work from another thread (power, faults, CAN) wakes it through ``on_work``. Nothing runs on a timer while
+every board sits idle with its host connected or not.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from rig.config.source import SchemaSource
+from rig.device.firmware import next_release, release, series
+from rig.device.update_format import shipped_bootloader
 from rig.errors import Diagnosis, RackFileError, RigError, RigTimeout
 from rig.firmware.image import FIRMWARE_FILE, GENERIC_BOOTLOADER
 from rig.protocol.commands import FirmwareVersion
@@ -42,13 +51,14 @@ from rig.sim.configs import SimConfigs
 from rig.sim.device import SimEsc, SimEscSpec
 from rig.sim.errors import SimError
 from rig.sim.image import make_bootloader_image, make_firmware_image
+from rig.sim.pty_watch import OpenWatch, open_watch
 from rig.station.rack import Rack, RelayBoardSpec, SimNode, Station, StationImages, SupplySpec
 
 log = logging.getLogger(__name__)
 
 PowerInput = Callable[[bool], None]
 
-TICK_S = 0.002  # how often device timers run (SimEsc.poll) and an idle pty is probed for a host
+TICK_S = 0.002  # how often an idle pty is probed for a host where inotify is missing
 JOIN_TIMEOUT_S = 5.0
 READY_TIMEOUT_S = 30.0  # start() waits this long at most for the boards to boot (5 s modelled at speed 1)
 WRITE_TIMEOUT_S = 0.5  # a host that reads nothing for this long loses the device's output
@@ -70,18 +80,23 @@ class Device(Protocol):
 
     on_usb: Callable[[bool], None] | None
     transmit: Callable[[bytes], None] | None
-    usb_up: bool
+    on_work: Callable[[], None] | None
 
+    @property
+    def usb_up(self) -> bool: ...
     def receive(self, data: bytes, now: float | None = None) -> None: ...
     def poll(self, now: float | None = None) -> None: ...
+    def next_poll_at(self) -> float | None: ...
     def host_disconnected(self) -> None: ...
 
 
 class Endpoint(Protocol):
-    """Something a DeviceLoop serves: fds to watch, and work to do each turn."""
+    """Something a DeviceLoop serves: fds to watch, work to do when they are readable, and whether it must
+    be serviced again within a tick without any fd (probing a pty where inotify is missing)."""
 
     def fds(self) -> list[int]: ...
     def service(self, readable: set[int]) -> None: ...
+    def needs_tick(self) -> bool: ...
     def close(self) -> None: ...
 
 
@@ -90,54 +105,80 @@ class Endpoint(Protocol):
 
 class DeviceLoop:
     """One thread serving a group of simulated nodes (a station: one CAN bus): reads the host side of
-    every endpoint into the devices and polls the devices' timers every tick."""
+    every endpoint into the devices and polls the devices when they have work (see the module docstring)."""
 
     def __init__(self, name: str, nodes: Sequence[Device], tick_s: float = TICK_S) -> None:
         self.name = name
         self.nodes = list(nodes)
         self.tick_s = tick_s
+        self.turns = 0  # select() returns: how often the loop woke (idle cost, for benchmarks)
         self._endpoints: list[Endpoint] = []
         self._sinks: dict[int, list[Callable[[bytes], None]]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
         for node in self.nodes:
             self._sinks[id(node)] = []
             node.transmit = _fan_out(self._sinks[id(node)])
+            node.on_work = self.wake
 
     def add(self, endpoint: Endpoint, node: Device | None = None, sink: Callable[[bytes], None] | None = None) -> None:
         """Serve `endpoint`; with `sink`, `node`'s output (device -> host) also goes to it."""
         self._endpoints.append(endpoint)
         if node is not None and sink is not None:
             self._sinks[id(node)].append(sink)
+        self.wake()
+
+    def wake(self) -> None:
+        """Make the loop look at its devices and fds now (from any thread)."""
+        with contextlib.suppress(BlockingIOError, OSError):  # full: a wake-up is pending anyway
+            os.write(self._wake_w, b"\0")
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f"sim-{self.name}", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop the thread (within a tick), then close every endpoint (ptys, symlinks, sockets)."""
+        """Stop the thread (it is woken at once), then close every endpoint (ptys, symlinks, sockets)."""
         self._stop.set()
+        self.wake()
         if self._thread is not None:
             self._thread.join(JOIN_TIMEOUT_S)
             if self._thread.is_alive():
                 log.warning("sim loop %s did not stop within %.3g s", self.name, JOIN_TIMEOUT_S)
         for endpoint in self._endpoints:
             endpoint.close()
+        for fd in (self._wake_r, self._wake_w):
+            os.close(fd)
+
+    def _timeout(self) -> float | None:
+        """Seconds until the earliest device work (None: wait for an fd or a wake-up)."""
+        due = [t for t in (node.next_poll_at() for node in self.nodes) if t is not None]
+        if any(e.needs_tick() for e in self._endpoints):
+            due.append(time.monotonic() + self.tick_s)
+        return max(0.0, min(due) - time.monotonic()) if due else None
 
     def _run(self) -> None:
         while not self._stop.is_set():
             fds = [fd for e in self._endpoints for fd in e.fds()]
             try:
-                readable = set(select.select(fds, [], [], self.tick_s)[0]) if fds else set()
+                readable = set(select.select([self._wake_r, *fds], [], [], self._timeout())[0])
             except (OSError, ValueError) as exc:  # an fd closed by another thread: the next turn rebuilds the set
                 log.debug("sim loop %s select: %s", self.name, exc)
                 readable = set()
-            if not fds:
-                time.sleep(self.tick_s)
+            self.turns += 1
+            if self._wake_r in readable:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self._wake_r, 4096)
             for endpoint in self._endpoints:
                 self._guard(endpoint.service, readable)
+            now = time.monotonic()
             for node in self.nodes:
-                self._guard(node.poll)
+                due = node.next_poll_at()
+                if due is not None and due <= now:
+                    self._guard(node.poll)
 
     def _guard(self, fn: Callable[..., None], *args: Any) -> None:
         """A bug in device code must not kill the loop (every host would then hang until its bound)."""
@@ -145,6 +186,15 @@ class DeviceLoop:
             fn(*args)
         except Exception:
             log.exception("sim loop %s: error in %s", self.name, getattr(fn, "__qualname__", fn))
+
+
+def candidate_version(shipped: FirmwareVersion) -> FirmwareVersion:
+    """The release a station on `shipped` is updated to in the scenarios: the next one, or for the newest
+    release the one before it (an update is still a change of version)."""
+    after = next_release(shipped)
+    if after is not None:
+        return after.version
+    return max(r.version for r in series(shipped) if r.version < shipped)
 
 
 def _fan_out(sinks: list[Callable[[bytes], None]]) -> Callable[[bytes], None]:
@@ -179,6 +229,7 @@ class UsbPort:
         self.host_connected = False
         self.enumerations = 0
         self._master: int | None = None
+        self._watch: OpenWatch | None = None  # opens of the slave, while no host holds it
         self._last_device_path: str | None = None
         self._closed = False
         self._lock = threading.Lock()
@@ -206,6 +257,7 @@ class UsbPort:
             master, name = other
         self._master, self.device_path, self._last_device_path = master, name, name
         self.host_connected = False
+        self._watch = open_watch(name)
         self.enumerations += 1
         tmp = self.path.with_name(self.path.name + ".new")
         with contextlib.suppress(FileNotFoundError):
@@ -228,22 +280,37 @@ class UsbPort:
     def _unplug(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
         if self._master is not None:
             os.close(self._master)  # a host holding the port now reads EOF/EIO: rig.transport.link raises LinkLost
         log.info("sim USB down: %s (was %s)", self.path, self.device_path)
         self._master, self.device_path, self.host_connected = None, None, False
 
     def fds(self) -> list[int]:
-        master = self._master
-        return [master] if master is not None and self.host_connected else []
+        master, watch = self._master, self._watch
+        if master is None:
+            return []
+        if self.host_connected:
+            return [master]
+        return [watch.fd] if watch is not None else []
+
+    def needs_tick(self) -> bool:
+        """No host and no inotify watch: the master must be probed every tick."""
+        return self._master is not None and not self.host_connected and self._watch is None
 
     def service(self, readable: set[int]) -> None:
         """Read what the host sent (or probe for a host); feed the device outside the port's lock."""
         closed = False
         with self._lock:
-            master = self._master
+            master, watch = self._master, self._watch
             if master is None or (self.host_connected and master not in readable):
                 return
+            if not self.host_connected and watch is not None:
+                if watch.fd not in readable:
+                    return
+                watch.drain()
             try:
                 data = os.read(master, 4096)
             except BlockingIOError:
@@ -318,6 +385,9 @@ class TcpBridge:
     def fds(self) -> list[int]:
         client = self._client
         return [self._listener.fileno()] + ([client.fileno()] if client is not None else [])
+
+    def needs_tick(self) -> bool:
+        return False
 
     def service(self, readable: set[int]) -> None:
         if self._listener.fileno() in readable:
@@ -641,10 +711,11 @@ class SimRack:
 
     def _write_images(self, station: Station) -> StationImages:
         """The station's images as desktop-tool folders in the run directory: its own firmware (the baseline),
-        the next minor version (the candidate) and a bootloader; images the rack file names are kept."""
+        the next release (the candidate; for the newest release the one before it) and the bootloader its board
+        shipped with (rig.device.update_format.shipped_bootloader); images the rack file names are kept."""
         assert station.sim is not None
         hw, shipped = station.sim.node.hw, FirmwareVersion.parse(station.sim.node.fw)
-        candidate = FirmwareVersion(shipped.major, shipped.minor + 1)
+        candidate = candidate_version(shipped)
         folder = self.run_dir / "images" / station.name
         for role, version in (("baseline", shipped), ("firmware", candidate)):
             target = folder / role / hw / FIRMWARE_FILE
@@ -654,7 +725,7 @@ class SimRack:
         boot = folder / "bootloader" / GENERIC_BOOTLOADER
         if not boot.is_file():
             boot.parent.mkdir(parents=True, exist_ok=True)
-            boot.write_bytes(make_bootloader_image())
+            boot.write_bytes(make_bootloader_image(generation=shipped_bootloader(release(shipped).date)))
         given = station.images or StationImages()
         return StationImages(
             firmware=given.firmware or str(folder / "firmware"),

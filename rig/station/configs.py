@@ -29,7 +29,7 @@ from rig.device.firmware import fw_version_fields_for
 from rig.device.memory import UID_BYTES
 from rig.durable import remove_durably
 from rig.errors import ConfigError, Diagnosis, IdentityLost, RigError
-from rig.firmware.config import KINDS, ConfigBackup, read_backup, write_verified
+from rig.firmware.config import KINDS, ConfigBackup, read_backup
 from rig.station.config_migration import migrate_node, write_back
 from rig.station.state import StateDir
 
@@ -255,30 +255,32 @@ class ConfigKeeper:
         return found
 
     def recover_orphans(self, nodes: list[Node], live: set[str]) -> list[str]:
-        """Restore the oldest orphaned backup of each node whose layout still matches; refuse otherwise.
+        """Restore the oldest orphaned backup of each node as an operation's backup is restored (by field
+        across a layout change when the schemas are there); refuse to go on when it cannot be.
 
         The oldest one is what the board held before the killed run touched it. Returns the files
         restored (each then deleted, with any later orphans of the same node)."""
         restored: list[str] = []
         for can_id, client in nodes:
-            now = read_backup(client)
-            mine = [(p, b) for p, b in self.orphans(now.uid, live) if b.meta.get("can_id") == can_id]
+            uid = read_backup(client).uid
+            mine = [(p, b) for p, b in self.orphans(uid, live) if b.meta.get("can_id") == can_id]
             if not mine:
                 continue
             path, backup = mine[0]
             taken = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(backup.meta.get("taken", 0))))
             where = f"{path} (taken {taken} before {backup.meta.get('operation')!r} by a run that did not finish)"
-            if not backup.same_layout(now):
+            log.warning("%s: restoring orphaned backup %s", self.station_key, where)
+            entry = NodeCare(node_name(can_id), uid, str(path))
+            self._restore_node(entry, backup, client)
+            if not entry.verified:
                 raise ConfigError(
-                    f"{node_name(can_id)} of {self.station_key} has an unverified backup {where}, but its layout "
-                    f"differs from the board's now (firmware {backup.version} -> {now.version}): refusing to write "
-                    f"to this board until you decide: `rig config restore {path} --force`, or delete the file",
+                    f"{entry.node} of {self.station_key} has an unverified backup {where} that could not be "
+                    f"restored: {entry.note}; refusing to write to this board until you decide: "
+                    f"`rig config restore {path} --force`, or delete the file",
                     diagnosis=Diagnosis.CONFIG_NOT_RESTORED,
                 )
-            log.warning("%s: restoring orphaned backup %s", self.station_key, where)
-            for kind in KINDS:
-                if now.blobs[kind] != backup.blobs[kind]:
-                    write_verified(client, backup.blobs[kind], backup.version)
+            for line in entry.migration:
+                log.info("%s: %s", self.station_key, line)
             for stale, _ in mine:
                 remove_durably(stale)
             restored.append(str(path))

@@ -1,5 +1,5 @@
 """The bad-input catalogue: every bad image the rig is fed through each entry point, the error a user sees,
-and what must survive. docs/bad-inputs.md is generated from this table (test_docs_table.py keeps it current)."""
+and what must survive. docs/bad-inputs.md is generated from this table (test_bad_inputs_doc.py keeps it current)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ SURVIVES = "the board answers on its old firmware, flash byte for byte unchanged
 
 
 def _good() -> bytes:
-    return make_firmware_image(HW, "6.03")
+    return make_firmware_image(HW, "6.05")
 
 
 def _bin(data: bytes) -> Callable[[Path], Path]:
@@ -46,7 +46,7 @@ def _hex(lines: Callable[[list[str]], list[str]]) -> Callable[[Path], Path]:
 def _foreign(folder: Path) -> Path:
     path = folder / "410" / "VESC_default.bin"  # a desktop-tool folder names the hardware: 410, not 60
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(make_firmware_image("410", "6.03"))
+    path.write_bytes(make_firmware_image("410", "6.05"))
     return path
 
 
@@ -68,6 +68,20 @@ CASES = (
         "800 KB (past the app region)",
         _bin(_good() + bytes(300_000)),
         "larger than the firmware region",
+        "bad image",
+    ),
+    BadInput(
+        "truncated",
+        "a 6.05 .bin cut at 450000 of its 524280 bytes",
+        _bin(_good()[:450_000]),
+        "truncated or padded",
+        "bad image",
+    ),
+    BadInput(
+        "record-garbled",
+        "a 6.05 .bin whose integrity record (its last 8 bytes) is garbage",
+        _bin(_good()[:-8] + bytes(range(1, 9))),
+        "neither the build's placeholder nor a valid record",
         "bad image",
     ),
     BadInput(
@@ -100,7 +114,8 @@ def table_markdown() -> str:
     lines = [
         "# Bad inputs: refused before anything is erased",
         "",
-        "Generated from `tests/badinput/bad_inputs_table.py` (`tests/badinput/test_docs_table.py` keeps it current).",
+        "Generated from `tests/badinput/bad_inputs_table.py`",
+        "(`tests/badinput/test_bad_inputs_doc.py` keeps it current).",
         f"Every input is fed through every entry point ({', '.join(f'`{e}`' for e in ENTRY_POINTS)}) to a",
         f"simulated board on firmware {VERSION}, hardware {HW}; each must be refused with the error below, and",
         f"afterwards: {SURVIVES}.",

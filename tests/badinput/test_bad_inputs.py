@@ -58,7 +58,7 @@ def _pytest(sim: SimRack, image: Path, state: Path, pytester: pytest.Pytester) -
     pytester.makepyfile(test_bad_image_update="def test_update(station, firmware):\n    station.update(firmware)\n")
     reports = pytester.inline_run(
         "-p", "no:cacheprovider", "--rack", str(sim.rack_file), "--firmware", str(image),
-        "--firmware-version", "6.03", "--state-dir", str(state),
+        "--firmware-version", "6.05", "--state-dir", str(state),
     ).getreports("pytest_runtest_logreport")  # fmt: skip
     failed = [r for r in reports if r.failed]
     return (1 if failed else 0), "\n".join(str(r.longrepr) for r in failed)

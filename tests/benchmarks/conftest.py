@@ -24,7 +24,7 @@ from rig.sim.serve import SimRack
 from rig.station.bench import StationRig
 from rig.station.rack import Rack, Station, load_rack
 
-BENCH_FIRMWARES = ("5.02", "6.02")  # the stations served: one per firmware series benchmarked
+BENCH_FIRMWARES = ("3.40", "5.02", "6.02")  # the stations served: one per image generation benchmarked
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

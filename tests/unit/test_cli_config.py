@@ -21,6 +21,7 @@ from rig.config.codec import decode, encode
 from rig.config.source import SchemaSource
 from rig.firmware.config import read_backup
 from rig.protocol.codecs import ConfigKind
+from rig.sim.eeprom import Record
 from rig.sim.serve import SimRack
 from rig.station.rack import parse_rack
 from rig.station.session import StationSession
@@ -93,10 +94,10 @@ def test_set_reports_the_value_the_firmware_clamped(sim: SimRack, capsys: pytest
 def test_set_mistakes_are_clean_errors_and_write_nothing(
     sim: SimRack, capsys: pytest.CaptureFixture[str], setting: str, problem: str
 ) -> None:
-    before = sim.device("syn").store.read(ConfigKind.MCCONF)
+    before = sim.device("syn").eeprom.read(Record.MCCONF)
     code, _, err = rig(capsys, "config", "set", *on(sim), setting)
     assert code == 1 and problem in err
-    assert sim.device("syn").store.read(ConfigKind.MCCONF) == before
+    assert sim.device("syn").eeprom.read(Record.MCCONF) == before
 
 
 def test_dump_writes_the_raw_backup_and_a_toml_by_field(
@@ -135,7 +136,7 @@ def test_update_across_a_layout_change_keeps_the_settings_by_field(
         in migration
     )
     assert any(line.startswith("  mcconf.l_temp_fet_end: 100.5 °C -> 100 °C [not migrated]") for line in migration)
-    assert sim.device("syn").running and sim.device("syn").store.read(ConfigKind.MCCONF) is not None
+    assert sim.device("syn").running and sim.device("syn").eeprom.read(Record.MCCONF) is not None
 
     after = tmp_path / "after.json"
     rig_json(capsys, "config", "dump", *on(sim), "-o", str(after))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rig.errors import ProtocolError, UnsupportedCommand
-from rig.protocol.commands import LATEST, Cmd, FirmwareVersion, command_table, fw
+from rig.protocol.commands import ADDITIONS, LATEST, LEGACY_LAYOUTS, Cmd, FirmwareVersion, added_in, command_table, fw
 
 
 def test_firmware_version_parse_and_order() -> None:
@@ -56,24 +56,79 @@ def test_firmware_3_00_has_no_handbrake_and_ids_from_10_are_one_lower() -> None:
         Cmd.REBOOT: 28,
         Cmd.ALIVE: 29,
         Cmd.FORWARD_CAN: 33,
-        Cmd.NRF_START_PAIRING: 36,
+        Cmd.CUSTOM_APP_DATA: 35,
     }
     for cmd, wire in expected.items():
         assert table.id(cmd) == wire
         assert table.cmd(wire) == cmd
-    assert table.cmd(37) is None  # the last id of 3.00 is 36
-    # 3.01 already has the handbrake
-    assert command_table(fw("3.01")).id(Cmd.SET_MCCONF) == 13
+    assert not table.has(Cmd.NRF_START_PAIRING)  # 2.10-3.00 end at 35 CUSTOM_APP_DATA
+    assert table.cmd(36) is None
+    # 3.01-3.06 never existed: 3.00 went straight to 3.07, which renumbered (5dbc94c5)
+    assert command_table(fw("3.05")).id(Cmd.SET_MCCONF) == 12
+    assert command_table(fw("3.07")).id(Cmd.SET_MCCONF) == 13
+    assert command_table(fw("3.07")).id(Cmd.NRF_START_PAIRING) == 37
 
 
-def test_id_79_moved_in_3_63() -> None:
-    v362, v363 = command_table(fw("3.62")), command_table(fw("3.63"))
-    assert v362.cmd(79) == Cmd.BM_MEM_READ and v362.id(Cmd.BM_MEM_READ) == 79
-    assert not v362.has(Cmd.GET_DECODED_BALANCE)
-    assert v363.cmd(79) == Cmd.GET_DECODED_BALANCE and v363.id(Cmd.BM_MEM_READ) == 80
-    assert v363.id(Cmd.WRITE_NEW_APP_DATA_LZO) == 81 and v363.id(Cmd.WRITE_NEW_APP_DATA_ALL_CAN_LZO) == 82
+@pytest.mark.parametrize(
+    ("version", "wire"),
+    [
+        # research fw-protocol.md 2.2: the rule "one lower" holds only for 2.10-3.00
+        ("2.10", {Cmd.REBOOT: 28, Cmd.ALIVE: 29, Cmd.DETECT_HALL_FOC: 27, Cmd.CUSTOM_APP_DATA: 35}),
+        ("2.09", {Cmd.DETECT_ENCODER: 26, Cmd.REBOOT: 27, Cmd.FORWARD_CAN: 32, Cmd.CUSTOM_APP_DATA: 34}),
+        ("2.07", {Cmd.DETECT_ENCODER: 26, Cmd.REBOOT: 27, Cmd.FORWARD_CAN: 32}),
+        ("2.03", {Cmd.DETECT_MOTOR_FLUX_LINKAGE: 25, Cmd.REBOOT: 26, Cmd.ALIVE: 27, Cmd.FORWARD_CAN: 31}),
+    ],
+)
+def test_tables_before_3_07_as_their_datatypes_h(version: str, wire: dict[Cmd, int]) -> None:
+    table = command_table(fw(version))
+    for cmd, wire_id in wire.items():
+        assert table.id(cmd) == wire_id, cmd
+    assert table.id(Cmd.SET_MCCONF) == 12 and not table.has(Cmd.SET_HANDBRAKE)
+
+
+def test_2_03_to_2_08_lack_what_later_tables_have() -> None:
+    assert not command_table(fw("2.06")).has(Cmd.DETECT_ENCODER)
+    assert not command_table(fw("2.09")).has(Cmd.DETECT_HALL_FOC)
+    assert not command_table(fw("2.08")).has(Cmd.SET_CHUCK_DATA)
+    assert command_table(fw("2.09")).has(Cmd.SET_CHUCK_DATA)
+    ends = {v: max(command_table(fw(v)).from_wire) for v in ("2.03", "2.07", "2.09", "2.10")}
+    assert ends == {"2.03": 31, "2.07": 32, "2.09": 34, "2.10": 35}  # 32, 33, 35, 36 entries
+
+
+def test_firmware_1_x_knows_only_the_ids_that_never_changed() -> None:
+    table = command_table(fw("1.14"))
+    assert sorted(table.from_wire) == list(range(10))
+    assert not table.has(Cmd.REBOOT)
+
+
+def test_ids_79_and_80_in_the_released_3_62() -> None:
+    """The released 3.62 (dfc3ed23 "Final v3.62") has 79 GET_DECODED_BALANCE and 80 BM_MEM_READ; the git tag 3.62
+    is a development build that reports 3.61 (not modelled), and 3.61 has neither."""
+    v361, v362, v363 = command_table(fw("3.61")), command_table(fw("3.62")), command_table(fw("3.63"))
+    assert v362.cmd(79) == Cmd.GET_DECODED_BALANCE and v362.id(Cmd.BM_MEM_READ) == 80
+    assert v361.cmd(79) is None and not v361.has(Cmd.BM_MEM_READ)
     assert not v362.has(Cmd.WRITE_NEW_APP_DATA_LZO)
+    assert v363.id(Cmd.WRITE_NEW_APP_DATA_LZO) == 81 and v363.id(Cmd.BM_WRITE_FLASH_LZO) == 83
     assert LATEST.cmd(79) == Cmd.GET_DECODED_BALANCE
+
+
+def test_6_05_to_7_01_ids_and_the_pinlock_placeholders() -> None:
+    v602, v605, v606, v701 = (command_table(fw(v)) for v in ("6.02", "6.05", "6.06", "7.01"))
+    assert max(v602.from_wire) == 151
+    assert v605.id(Cmd.LISP_RMSG) == 152 and v605.id(Cmd.SHUTDOWN) == 156
+    assert not v605.has(Cmd.FW_INFO) and not v605.has(Cmd.MOTOR_ESTOP)
+    assert (v606.id(Cmd.FW_INFO), v606.id(Cmd.CAN_UPDATE_BAUD_ALL), v606.id(Cmd.MOTOR_ESTOP)) == (157, 158, 159)
+    for pinlock in (153, 154, 155):  # commented out in datatypes.h (dcbac819): not commands
+        assert v605.cmd(pinlock) is None and v701.cmd(pinlock) is None
+    assert v701.to_wire == v606.to_wire  # 7.00 and 7.01 add nothing
+
+
+def test_every_addition_names_the_commit_it_was_read_at() -> None:
+    assert ADDITIONS[0].since == fw("3.07")
+    assert all(row.source for row in ADDITIONS) and all(row.source for row in LEGACY_LAYOUTS)
+    assert added_in(Cmd.BM_MAP_PINS_DEFAULT).since == fw("3.59")  # not 3.54 (602db743)
+    assert added_in(Cmd.SET_BATTERY_CUT).since == fw("5.00")
+    assert {cmd for row in ADDITIONS for cmd in row.commands} == set(Cmd)
 
 
 @pytest.mark.parametrize(
@@ -88,18 +143,27 @@ def test_id_79_moved_in_3_63() -> None:
         (Cmd.ERASE_BOOTLOADER, "3.59"),
         (Cmd.ERASE_BOOTLOADER_ALL_CAN, "3.59"),
         (Cmd.PLOT_INIT, "3.60"),
-        (Cmd.GET_DECODED_BALANCE, "3.63"),
+        (Cmd.BM_MAP_PINS_NRF5X, "3.59"),
+        (Cmd.GET_DECODED_BALANCE, "3.62"),
+        (Cmd.BM_MEM_READ, "3.62"),
+        (Cmd.SET_CURRENT_REL, "3.64"),
+        (Cmd.CAN_FWD_FRAME, "4.00"),
+        (Cmd.GET_IMU_CALIBRATION, "5.00"),
+        (Cmd.SET_ODOMETER, "5.02"),
+        (Cmd.GET_STATS, "5.03"),
+        (Cmd.LISP_READ_CODE, "6.00"),
+        (Cmd.SHUTDOWN, "6.05"),
+        (Cmd.MOTOR_ESTOP, "6.06"),
     ],
 )
 def test_commands_exist_only_from_their_version(cmd: Cmd, first: str) -> None:
     version = fw(first)
-    before = FirmwareVersion(version.major, version.minor - 1)
+    before = FirmwareVersion(version.major, version.minor - 1) if version.minor else FirmwareVersion(3, 67)
     assert command_table(version).id(cmd) == int(cmd)
     assert command_table(version).cmd(int(cmd)) == cmd
     with pytest.raises(UnsupportedCommand, match=f"{cmd.name} does not exist in firmware {before}"):
         command_table(before).id(cmd)
-    # the id is free before (id 79 excepted: BM_MEM_READ in 3.62)
-    assert command_table(before).cmd(int(cmd)) is (Cmd.BM_MEM_READ if cmd == 79 else None)
+    assert command_table(before).cmd(int(cmd)) is None  # the id is free before
 
 
 def test_erase_bootloader_missing_in_3_40() -> None:
@@ -109,7 +173,7 @@ def test_erase_bootloader_missing_in_3_40() -> None:
 
 
 def test_tables_are_consistent_both_ways() -> None:
-    for version in ("3.00", "3.40", "3.48", "3.62", "3.63", "6.02"):
+    for version in ("1.10", "2.05", "2.09", "3.00", "3.40", "3.48", "3.62", "3.63", "6.02", "7.01"):
         table = command_table(fw(version))
         assert len(table.to_wire) == len(table.from_wire)  # no two commands share an id
         for cmd, wire in table.to_wire.items():

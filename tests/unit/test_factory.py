@@ -47,7 +47,6 @@ RACK = {
         {"name": "no-relay", "swd": SWD, "sim": {"hw": "60", "fw": "6.02"}},  # a mistake in the rack
     ],
 }
-SMALL = 64 * 1024
 QUICK = Bounds(settle_s=0.05)
 
 
@@ -59,21 +58,22 @@ def sim(tmp_path: Path) -> Iterator[SimRack]:
 
 @pytest.fixture
 def images(tmp_path: Path) -> dict[str, Path]:
-    """Bootloader, the firmware SWD writes (6.03) and the target (6.04), for hardware 60."""
+    """Bootloader, the firmware SWD writes (6.05) and the target (6.06), for hardware 60, at their real sizes
+    (a 6.x .bin of another size is refused: rig.device.app_image.built_image_problem)."""
     files = {
         "bootloader": tmp_path / "bootloader.bin",
-        "swd": tmp_path / "fw-6.03.bin",
-        "target": tmp_path / "fw-6.04.bin",
+        "swd": tmp_path / "fw-6.05.bin",
+        "target": tmp_path / "fw-6.06.bin",
     }
     files["bootloader"].write_bytes(make_bootloader_image())
-    files["swd"].write_bytes(make_firmware_image("60", "6.03", SMALL))
-    files["target"].write_bytes(make_firmware_image("60", "6.04", SMALL))
+    files["swd"].write_bytes(make_firmware_image("60", "6.05"))
+    files["target"].write_bytes(make_firmware_image("60", "6.06"))
     return files
 
 
 def plan(images: dict[str, Path], **options: Any) -> FactoryPlan:
-    firmware = load_firmware(images["target"], hw_names=("60",), version=FirmwareVersion(6, 4))
-    swd = load_firmware(images["swd"], hw_names=("60",), version=FirmwareVersion(6, 3))
+    firmware = load_firmware(images["target"], hw_names=("60",), version=FirmwareVersion(6, 6))
+    swd = load_firmware(images["swd"], hw_names=("60",), version=FirmwareVersion(6, 5))
     return FactoryPlan(firmware, load_bootloader(images["bootloader"]), swd_firmware=swd, **options)
 
 
@@ -162,7 +162,7 @@ def test_factory_run_over_blank_boards_one_with_a_fault(
         "--swd-firmware", str(images["swd"]),
         "--bootloader", str(images["bootloader"]),
         "--hw", "60",
-        "--version", "6.04",
+        "--version", "6.06",
         "--records", str(db),
         "--run-id", "tray-1",
         "--json",
@@ -173,16 +173,16 @@ def test_factory_run_over_blank_boards_one_with_a_fault(
     assert (doc["run_id"], doc["ok"], list(boards)) == ("tray-1", False, list(BOARDS))
     for name in "abc":
         good = boards[name]
-        assert (good["verdict"], good["fw"], good["hw"], good["failed_step"]) == ("PASS", "6.04", "60", None)
+        assert (good["verdict"], good["fw"], good["hw"], good["failed_step"]) == ("PASS", "6.06", "60", None)
         assert good["uid"] == sim.device(name).spec.uid.hex()
-        assert good["left"] == "running firmware 6.04"
+        assert good["left"] == "running firmware 6.06"
         assert sim.device(name).running
     bad = boards["d"]
     assert (bad["verdict"], bad["failed_step"]) == ("FAIL", "firmware over USB")
     assert bad["diagnosis"] == Diagnosis.BOOTLOADER_MISSING.value
-    assert "still reports 6.03 (expected 6.04)" in bad["reason"]
-    assert (bad["uid"], bad["fw"]) == (sim.device("d").spec.uid.hex(), "6.03")  # asked before powering it off
-    assert bad["left"] == "running firmware 6.03; powered off"  # what it answered before it was switched off
+    assert "still reports 6.05 (expected 6.06)" in bad["reason"]
+    assert (bad["uid"], bad["fw"]) == (sim.device("d").spec.uid.hex(), "6.05")  # asked before powering it off
+    assert bad["left"] == "running firmware 6.05; powered off"  # what it answered before it was switched off
     until(lambda: not sim.device("d").powered, "d off")  # left in a known state
     assert "station d: FAIL: firmware over USB [update did not take" in err
 
@@ -192,20 +192,20 @@ def test_factory_run_over_blank_boards_one_with_a_fault(
     assert {r["status"] for n, r in records.items() if n != "d"} == {"PASS"}
     assert all(r["run_id"] == "tray-1" and r["hw"] == "60" for r in records.values())
     good = checks(records["a"])
-    assert good["fw_version"]["value"] == "6.04" and good["uid"]["value"] == sim.device("a").spec.uid.hex()
+    assert good["fw_version"]["value"] == "6.06" and good["uid"]["value"] == sim.device("a").spec.uid.hex()
     for name, record in records.items():  # the UID column, from the first identity read: findable by UID
         assert record["uid"] == sim.device(name).spec.uid.hex(), (name, record)
     uid_d = sim.device("d").spec.uid.hex()
     code, out, _ = rig(capsys, "records", "list", "--db", str(db), "--uid", uid_d, "--json")
     assert code == 0 and [r["station"] for r in json.loads(out)] == ["d"]
     assert (good["v_in"]["low"], good["v_in"]["high"], good["v_in"]["passed"]) == (8.0, 60.0, True)
-    assert good["fault"]["value"] == 0 and good["usb update"]["value"].startswith("6.03 -> 6.04")
+    assert good["fault"]["value"] == 0 and good["usb update"]["value"].startswith("6.05 -> 6.06")
     assert {"mcconf defaults verified", "appconf defaults verified", "swd verified"} <= set(good)
-    assert records["a"]["fw"] == "6.04"
+    assert records["a"]["fw"] == "6.06"
 
     code, out, _ = rig(capsys, "records", "show", str(records["d"]["id"]), "--db", str(db), "--json")
     faulted = json.loads(out)
-    assert faulted["status"] == "FAIL" and faulted["fw"] == "6.03"  # the firmware it reached
+    assert faulted["status"] == "FAIL" and faulted["fw"] == "6.05"  # the firmware it reached
     failed = [c for c in faulted["checks"] if not c["passed"]]
     assert [c["name"] for c in failed] == ["firmware over USB"]
     assert failed[0]["value"].startswith(f"[{Diagnosis.BOOTLOADER_MISSING.value}] ")
@@ -243,14 +243,14 @@ def test_factory_table_merged_flow_and_a_station_without_relay(
         "--firmware", str(images["target"]),
         "--bootloader", str(images["bootloader"]),
         "--hw", "60",
-        "--version", "6.04",
+        "--version", "6.06",
         "--records", str(tmp_path / "records.sqlite"),
         "--allow-destructive",  # no-relay runs its firmware: erasing it needs the explicit permission
     )  # fmt: skip
     assert code == 1 and out, err
     rows = table_rows(out)
     assert rows["a"]["verdict"] == "PASS" and rows["a"]["UID"] == sim.device("a").spec.uid.hex()
-    assert (rows["a"]["firmware"], rows["a"]["left"]) == ("6.04", "running firmware 6.04")
+    assert (rows["a"]["firmware"], rows["a"]["left"]) == ("6.06", "running firmware 6.06")
     assert rows["no-relay"]["verdict"] == "FAIL"
     assert rows["no-relay"]["failed"].startswith("power cycle [power control failed]: station no-relay has no relay")
     # SWD wrote the flash, but without a power cycle the board still runs what it ran before
@@ -276,12 +276,12 @@ def test_telemetry_out_of_limits_fails_the_board_and_powers_it_off(sim: SimRack,
         board.close()
     assert (result.verdict, result.failed_step, result.failed_checks) == ("FAIL", None, ("v_in",))
     assert result.reason == "failed checks: v_in = 24.1 not in 30..60 V"
-    assert result.left == "running firmware 6.04; powered off"
+    assert result.left == "running firmware 6.06; powered off"
     until(lambda: not sim.device("b").powered, "b off")
     by_name = {c.name: c for c in record.checks}
     assert by_name["swd connect mode"].value == "under-reset"
     assert (by_name["v_in"].low, by_name["v_in"].high, by_name["v_in"].passed) == (30.0, 60.0, False)
-    assert by_name["temp_fet"].passed and by_name["fault"].passed and by_name["fw_version"].value == "6.04"
+    assert by_name["temp_fet"].passed and by_name["fault"].passed and by_name["fw_version"].value == "6.06"
     assert record.status == "FAIL"
 
 
@@ -340,7 +340,7 @@ def test_a_run_killed_mid_way_keeps_every_check_written_before(sim: SimRack, ima
         "swd verified",
         "power cycle",
     ]
-    assert record.fw == "6.03"  # noted when SWD had written it
+    assert record.fw == "6.05"  # noted when SWD had written it
 
 
 # --- plans and mistakes ------------------------------------------------------------------------------
@@ -356,8 +356,8 @@ def test_images_of_each_station_of_a_served_simulated_rack(tmp_path: Path) -> No
         made = plans(args, rack, rack.stations)
     assert list(made) == [s.name for s in rack.stations]
     versions = {n: (str(p.swd_image.version), str(p.firmware.version), p.firmware.hw_names) for n, p in made.items()}
-    assert versions["esc-602"] == ("6.02", "6.03", ("60",))
-    assert versions["esc-340"] == ("3.40", "3.41", ("410",))
+    assert versions["esc-602"] == ("6.02", "6.05", ("60",))
+    assert versions["esc-340"] == ("3.40", "3.48", ("410",))
     limits = made["esc-602"].limits
     assert limits.temp_fet == Range(None, 70.0, "°C") and limits.temp_motor == Range(None, None, "°C")
     assert limits.v_in == Limits().v_in
@@ -433,7 +433,7 @@ def test_factory_writes_the_racks_settings_by_field_and_records_them(tmp_path: P
     """Per hardware ([[config]] hw = "60") and per station; a setting the firmware clamps fails the board."""
     bootloader, target = tmp_path / "bootloader.bin", tmp_path / "fw-6.90.bin"
     bootloader.write_bytes(make_bootloader_image())
-    target.write_bytes(make_firmware_image("60", "6.90", SMALL))
+    target.write_bytes(make_firmware_image("60", "6.90"))
     firmware = load_firmware(target, hw_names=("60",), version=FirmwareVersion(6, 90))
     with SimRack(parse_rack(SETTINGS_RACK, tmp_path / "settings.toml"), tmp_path / "run") as sim:
         blank(sim, "a")

@@ -2,7 +2,10 @@
 
 Timing data (rig.sim.clock.FlashTiming, DS8626 typical, unverified): sector erase 16 KB 0.25 s,
 64 KB 0.55 s, 128 KB 1 s; tprog 16 us per byte. The simulator charges 1 ms per USB frame, the
-bootloader blinks green 3 x 0.4 s after a copy, and 5.x/6.x boot in 5 s, 3.40 in 1.6 s.
+bootloader blinks green 3 x 0.4 s after a copy, and 5.x/6.x boot in 5 s, 3.40 in 1.6 s. The first boot
+after an update adds, from 3.56, 0.2 s up to the flash check and two word writes (the integrity record)
+before one more reset; where the .bin leaves zeros over the EEPROM (3.40-3.55, 6.00+) EE_Init erases both
+16 KB sectors (0.5 s).
 """
 
 from __future__ import annotations
@@ -24,10 +27,10 @@ def test_small_502_image() -> None:
     assert floor.write_s == pytest.approx(79 * FRAME + 30336 * TPROG)  # 0.564376 s
     # 0x08000000 + 64 KB ends where sector 4 starts: sectors 0-3 (4 x 16 KB) are erased
     assert floor.copy_s == pytest.approx(FRAME + 4 * 0.25 + 65536 * TPROG + BLINKS)  # 3.249576 s
-    assert floor.boot_s == 5.0
+    assert floor.boot_s == pytest.approx(5.0 + 0.2 + 2 * TPROG)  # 5.02: record, 0xFF over the EEPROM
     assert floor.ready_s == FRAME
-    assert floor.total_s == pytest.approx(9.815952)
-    assert floor.reboot_s == pytest.approx(floor.copy_s + 5.0)
+    assert floor.total_s == pytest.approx(9.815952 + 0.2 + 2 * TPROG)
+    assert floor.reboot_s == pytest.approx(floor.copy_s + floor.boot_s)
     assert floor.upload_s == pytest.approx(floor.erase_s + floor.write_s)
 
 
@@ -37,6 +40,7 @@ def test_full_602_image_is_compressed_so_all_app_sectors_are_erased() -> None:
     assert floor.erase_s == pytest.approx(FRAME + 3 * 1.0)  # the raw size reaches into sector 10
     assert floor.copy_s == pytest.approx(FRAME + (4 * 0.25 + 0.55 + 3 * 1.0) + 524280 * TPROG + BLINKS)
     assert floor.copy_s == pytest.approx(14.13948)  # "about 4.5 s erase + 8.4 s programming" (research 8)
+    assert floor.boot_s == pytest.approx(5.0 + 2 * 0.25 + 0.2 + 2 * TPROG)  # EEPROM format and the record
 
 
 def test_full_502_image_erases_sectors_0_to_6() -> None:
@@ -50,7 +54,7 @@ def test_full_502_image_erases_sectors_0_to_6() -> None:
 
 def test_340_image_erases_sectors_0_to_5_and_boots_faster() -> None:
     assert app_sectors(200 * 1024, compressed=False) == [0, 1, 2, 3, 4, 5]  # research 8: "erases 0-5"
-    assert update_floor(1000, 200 * 1024, "3.40").boot_s == 1.6
+    assert update_floor(1000, 200 * 1024, "3.40").boot_s == pytest.approx(1.6 + 2 * 0.25)  # no record; format
 
 
 def test_buffer_sectors_follow_the_raw_size() -> None:

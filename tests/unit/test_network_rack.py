@@ -223,19 +223,19 @@ def test_update_through_ser2net_is_proven_by_the_dropped_link(exported: Exported
     """The pty goes away and comes back under ser2net; the rig reconnects (a new TCP connection)."""
     rig = StationRig(exported.rack, exported.rack.station("esc-602"), bounds=Bounds(settle_s=0.1))
     images = {}
-    for version in ("6.03", "6.02"):
+    for version in ("6.05", "6.02"):
         path = tmp_path / version / "60" / "VESC_default.bin"
         path.parent.mkdir(parents=True)
         path.write_bytes(make_firmware_image("60", version))
         images[version] = load_firmware(path, hw_names=("60",), version=FirmwareVersion.parse(version))
     try:
-        up = rig.update(images["6.03"])
+        up = rig.update(images["6.05"])
         down = rig.update(images["6.02"])
     finally:
         rig.close()
     uid = exported.sim.device("esc-602").spec.uid.hex()
-    assert str(up.after.version) == "6.03" and str(down.after.version) == "6.02"
-    for result, version in ((up, "6.03"), (down, "6.02")):
+    assert str(up.after.version) == "6.05" and str(down.after.version) == "6.02"
+    for result, version in ((up, "6.05"), (down, "6.02")):
         assert result.proof == f"{DROPPED_PROOF}, same UID {uid}, runs {version}, the image's version"
 
 
@@ -255,7 +255,7 @@ def _suite(rack_args: list[str], work: Path, images: dict[str, Path]) -> tuple[f
     argv = [sys.executable, "-m", "pytest", "tests/scenarios", "-q", "-p", "no:cacheprovider", *rack_args]
     argv += ["--station", "fw6", "-m", "not sim_only", "--allow-destructive", "--rig-dir", str(work / "reports")]
     argv += ["--baseline-firmware", str(images["6.02"]), "--baseline-version", "6.02"]
-    argv += ["--firmware", str(images["6.03"]), "--firmware-version", "6.03", "--lease-dir", str(work / "leases")]
+    argv += ["--firmware", str(images["6.05"]), "--firmware-version", "6.05", "--lease-dir", str(work / "leases")]
     if not FULL:
         argv += ["-k", QUICK]
     start = time.monotonic()
@@ -269,7 +269,7 @@ def _suite(rack_args: list[str], work: Path, images: dict[str, Path]) -> tuple[f
 
 def test_scenario_suite_passes_through_the_exporters(exported: Exported, tmp_path: Path) -> None:
     images = {}
-    for version in ("6.02", "6.03"):
+    for version in ("6.02", "6.05"):
         target = tmp_path / "images" / version / "60" / "VESC_default.bin"
         target.parent.mkdir(parents=True)
         target.write_bytes(make_firmware_image("60", version))

@@ -1,9 +1,11 @@
 """Nothing lost: a run killed or interrupted at any phase of an update leaves the board's configs
 recoverable, and the next run finds the orphaned backup and restores it.
 
-The simulated rack runs here at a quarter of real time, so each phase of an update lasts long enough to land a
-signal in it; `rig -v update` in a child process logs each step as it starts, and the test signals it
-right after the step it wants.
+The board runs the synthetic firmware 6.90 and the update goes to 6.91, whose config layout differs: the
+update resets the configs to the new defaults, so only the rig's backup (migrated by field with the
+project's schemas) brings them back. The simulated rack runs here at a quarter of real time, so each
+phase of an update lasts long enough to land a signal in it; `rig -v update` in a child process logs each
+step as it starts, and the test signals it right after the step it wants.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from synthetic import CHANGED, NEW, OLD, configure, mcconf_now, rack
 
 from rig.cli import main
-from rig.firmware.config import read_backup, write_verified
-from rig.protocol.codecs import ConfigBlob, ConfigKind
+from rig.config.codec import Value
 from rig.sim.image import make_firmware_image
 from rig.sim.serve import SimRack
 from rig.station.rack import parse_rack
@@ -37,12 +39,11 @@ PHASES = {
     "jump": "step: jump to bootloader",
     "boot": "step: wait for the board to come back",
 }
-SMALL = 64 * 1024
 RUN_BOUND_S = 120
 RIG = str(Path(sys.executable).parent / "rig")  # the console script of this environment
 
 
-RACK = {"name": "one", "simulated": True, "station": [{"name": STATION, "sim": {"hw": "60", "fw": "6.02"}}]}
+RACK = rack({"name": STATION}, name="one")
 
 
 @pytest.fixture
@@ -51,19 +52,20 @@ def sim(tmp_path: Path) -> Iterator[SimRack]:
         yield served
 
 
-def configure(sim: SimRack, state: StateDir) -> dict[ConfigKind, ConfigBlob]:
-    """A non-default mcconf, so a wipe shows; the configs after."""
+def configured(sim: SimRack, state: StateDir) -> dict[str, Value]:
+    """A non-default mcconf, so a reset to the defaults shows; its values after."""
     with StationSession(sim.resolved, STATION, state=state) as session, session.connect() as esc:
-        blob = esc.get_config(ConfigKind.MCCONF)
-        middle = len(blob.data) // 2
-        data = blob.data[:middle] + bytes([blob.data[middle] ^ 0x01]) + blob.data[middle + 1 :]
-        write_verified(esc, ConfigBlob(blob.kind, blob.signature, data), esc.version)
-        return read_backup(esc).blobs
+        return configure(esc)
 
 
-def configs_now(sim: SimRack, state: StateDir) -> dict[ConfigKind, ConfigBlob]:
+def target(sim: SimRack) -> list[str]:
+    """The station by its rack file, which names the schemas the rig migrates the configs with."""
+    return ["--rack", str(sim.rack_file), "--station", STATION]
+
+
+def values_now(sim: SimRack, state: StateDir) -> dict[str, Value]:
     with StationSession(sim.resolved, STATION, state=state) as session, session.connect() as esc:
-        return read_backup(esc).blobs
+        return mcconf_now(esc)
 
 
 def version_now(sim: SimRack, state: StateDir) -> str:
@@ -77,7 +79,7 @@ def pending(state: StateDir) -> list[Path]:
 
 def image(tmp_path: Path, version: str) -> Path:
     path = tmp_path / f"fw-{version}.bin"
-    path.write_bytes(make_firmware_image("60", version, size=SMALL))
+    path.write_bytes(make_firmware_image("60", version))
     return path
 
 
@@ -108,10 +110,9 @@ def test_a_run_killed_in_each_update_phase_leaves_a_backup_the_next_run_restores
     sim: SimRack, tmp_path: Path, phase: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     state = StateDir.at(tmp_path / "state")
-    before = configure(sim, state)
-    port = str(sim.resolved.station(STATION).port)
-    common = ["--state-dir", str(state.root), "--hw", "60", "--version"]
-    child = run_until(["update", port, str(image(tmp_path, "6.03")), *common, "6.03"], PHASES[phase])
+    before = configured(sim, state)
+    common = [*target(sim), "--state-dir", str(state.root), "--hw", "60", "--version"]
+    child = run_until(["update", str(image(tmp_path, NEW)), *common, NEW], PHASES[phase])
     child.send_signal(signal.SIGKILL)
     finish(child)
     assert len(pending(state)) == 1, "the killed run's backup must stay, marked pending"
@@ -121,11 +122,17 @@ def test_a_run_killed_in_each_update_phase_leaves_a_backup_the_next_run_restores
     while not sim.device(STATION).usb_up:
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    assert main(["update", port, str(image(tmp_path, "6.02")), *common, "6.02", "--json"]) == 0
+    running = sim.device(STATION).profile
+    assert running is not None
+    assert main(["update", str(image(tmp_path, OLD)), *common, OLD, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)["session"]
     (care,) = [c for c in report["configs"] if c["operation"].startswith("update to")]
     assert care["orphans_restored"], report
-    assert configs_now(sim, state) == before
+    now = values_now(sim, state)
+    if str(running.version) == OLD:  # killed before the jump: the board never left 6.90
+        assert now == before
+    else:  # the board finished the update on its own: 6.90 -> 6.91 -> 6.90 by field keeps what both hold
+        assert {name: now[name] for name in CHANGED} == CHANGED
     assert not pending(state)
 
 
@@ -136,19 +143,20 @@ def test_sigint_in_each_update_phase_stops_at_a_safe_point_and_restores(
     """SIGINT before the jump stops the update there (the board keeps its firmware); during the boot it lets
     the update finish (no safe point in between); either way the configs come back and the exit is 130."""
     state = StateDir.at(tmp_path / "state")
-    before = configure(sim, state)
-    port = str(sim.resolved.station(STATION).port)
-    argv = ["update", port, str(image(tmp_path, "6.03")), "--state-dir", str(state.root), "--hw", "60"]
-    argv += ["--version", "6.03"]
+    before = configured(sim, state)
+    argv = ["update", str(image(tmp_path, NEW)), *target(sim), "--state-dir", str(state.root), "--hw", "60"]
+    argv += ["--version", NEW]
     child = run_until(argv, PHASES[phase])
     os.kill(child.pid, signal.SIGINT)
     code, err = finish(child)
     assert code == 130, err
     version = version_now(sim, state)
     if phase == "boot":
-        assert str(version) == "6.03"
+        assert str(version) == NEW
+        now = values_now(sim, state)
+        assert {name: now[name] for name in CHANGED} == CHANGED  # migrated by field into the new layout
     else:
         assert "stopped at a safe point (before the jump" in err, err
-        assert str(version) == "6.02"
-    assert configs_now(sim, state) == before
+        assert str(version) == OLD
+        assert values_now(sim, state) == before
     assert not pending(state)

@@ -100,9 +100,9 @@ def test_all_checks_passing_is_pass_and_a_given_verdict_wins(store: RecordStore)
 
 def test_new_firmware_is_noted(store: RecordStore) -> None:
     record = _board(store)
-    record.note_firmware("6.03")
-    assert (record.read().fw, record.read().bootloader) == ("6.03", "bl-1")
-    record.note_firmware("6.03", "bl-2")
+    record.note_firmware("6.05")
+    assert (record.read().fw, record.read().bootloader) == ("6.05", "bl-1")
+    record.note_firmware("6.05", "bl-2")
     assert record.read().bootloader == "bl-2"
 
 

@@ -205,8 +205,8 @@ def _environment_names_rack_stations_images_and_versions(scenario: ScenarioRun) 
     env = dict(line.split("=", 1) for line in lines)
     assert env["rack"] == "sim (simulated)" and env["stations"] == "esc-602"
     assert {"rig.version", "python.version", "pyocd.version", "pyserial.version"} <= set(env)
-    image = make_firmware_image("60", "6.03")  # the candidate a served simulated rack makes for esc-602
-    assert env["image.firmware.60.6.03.sha256"] == hashlib.sha256(image).hexdigest()
+    image = make_firmware_image("60", "6.05")  # the candidate a served simulated rack makes for esc-602
+    assert env["image.firmware.60.6.05.sha256"] == hashlib.sha256(image).hexdigest()
 
 
 def _board_records_of_the_run(scenario: ScenarioRun) -> None:

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from synthetic import CHANGED, NEW, mcconf_now, rack
+from synthetic import configure as configure_node
 
 from rig.cli import main
 from rig.errors import IdentityLost
@@ -25,7 +27,7 @@ from rig.protocol.codecs import ConfigBlob, ConfigKind
 from rig.protocol.commands import FirmwareVersion
 from rig.sim.image import make_bootloader_image, make_firmware_image
 from rig.sim.serve import SimRack
-from rig.station.configs import check_identity
+from rig.station.configs import check_identity, node_name
 from rig.station.leases import SqliteLeases
 from rig.station.permissions import Permit
 from rig.station.rack import load_rack, parse_rack
@@ -42,6 +44,37 @@ SIM_RACK = REPO / "fixtures" / "racks" / "sim.toml"
 def sim(tmp_path: Path) -> Iterator[SimRack]:
     with SimRack(load_rack(SIM_RACK), tmp_path / "run") as served:
         yield served
+
+
+SYN_RACK = rack(
+    {"name": "esc", "relay": "lcus:1", "swd": {"target": "stm32f405rg"}},
+    {"name": "dual", "sim": {"can_id": 0, "peers": [{"can_id": 1}]}},
+    relay=[{"name": "lcus", "kind": "lcus", "channels": 1}],
+)
+
+
+@pytest.fixture
+def syn(tmp_path: Path) -> Iterator[SimRack]:
+    """Boards on the synthetic firmware 6.90, whose update to 6.91 resets the configs to new defaults: only
+    the rig's backup, migrated by field with the rack's schemas, brings them back (tests/unit/synthetic.py)."""
+    with SimRack(parse_rack(SYN_RACK, tmp_path / "syn.toml"), tmp_path / "syn-run") as served:
+        yield served
+
+
+def target(sim: SimRack, station: str) -> list[str]:
+    return ["--rack", str(sim.rack_file), "--station", station]
+
+
+def configured(sim: SimRack, state: StateDir, name: str) -> dict[int | None, dict[str, object]]:
+    """CHANGED written into every node's mcconf; each node's mcconf after, by field."""
+    with StationSession(sim.resolved, name, state=state) as session, session.connect() as esc:
+        return {node: configure_node(client) for node, client in session.nodes(esc)}
+
+
+def changed_now(sim: SimRack, state: StateDir, name: str) -> dict[str, dict[str, object]]:
+    """The CHANGED fields of every node's mcconf now."""
+    with StationSession(sim.resolved, name, state=state) as session, session.connect() as esc:
+        return {node_name(n): {f: mcconf_now(client)[f] for f in CHANGED} for n, client in session.nodes(esc)}
 
 
 @pytest.fixture
@@ -89,23 +122,24 @@ def image(tmp_path: Path, hw: str, version: str) -> Path:
 
 
 def test_cli_update_reports_backup_restore_and_verification_of_every_node(
-    sim: SimRack, state: StateDir, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    syn: SimRack, state: StateDir, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`rig update --json` on a dual board: both nodes backed up, wiped by the update, restored, verified."""
-    before = {n: configure(sim, state, "dual-602") for n in ("dual-602",)}["dual-602"]
-    port = str(sim.resolved.station("dual-602").port)
-    folder = image(tmp_path, "60", "6.03").parent.parent
-    argv = ["update", port, str(folder), "--version", "6.03", "--all-can", "--state-dir", str(state.root), "--json"]
-    assert main(argv) == 0, capsys.readouterr().err
+    """`rig update --json` on a dual board: both nodes backed up, reset by the layout change, restored by
+    field, verified."""
+    configured(syn, state, "dual")
+    folder = image(tmp_path, "60", NEW).parent.parent
+    argv = ["update", str(folder), *target(syn, "dual"), "--version", NEW, "--all-can"]
+    assert main([*argv, "--state-dir", str(state.root), "--json"]) == 0, capsys.readouterr().err
     report = json.loads(capsys.readouterr().out)
     session = report["session"]
-    assert session["lease"]["key"] == f"port/{port}" and session["lease"]["holder"]
+    assert session["lease"]["key"] == "syn/dual" and session["lease"]["holder"]
     (care,) = [c for c in session["configs"] if c["operation"].startswith("update to")]
     nodes = {n["node"]: n for n in care["nodes"]}
     assert set(nodes) == {"local", "CAN 1"}
     for node in nodes.values():
         assert node["changed"] and node["restored"] and node["verified"] and not node["kept"], node
-    assert configs_now(sim, state, "dual-602") == before
+        assert node["note"].startswith("layout changed: mcconf signature"), node
+    assert changed_now(syn, state, "dual") == {"local": CHANGED, "CAN 1": CHANGED}
     assert not pending_backups(state)
 
 
@@ -150,7 +184,7 @@ def test_a_command_on_a_station_a_pytest_run_holds_fails_at_once_naming_the_hold
         holder = held.read_text()
         port = str(sim.resolved.station("esc-602").port)
         started = time.monotonic()
-        code = main(["update", port, str(image(tmp_path, "60", "6.03")), "--state-dir", str(state.root)])
+        code = main(["update", port, str(image(tmp_path, "60", "6.05")), "--state-dir", str(state.root)])
         took = time.monotonic() - started
         err = capsys.readouterr().err
     finally:
@@ -166,20 +200,21 @@ def test_a_command_on_a_station_a_pytest_run_holds_fails_at_once_naming_the_hold
 
 
 def test_factory_writes_defaults_through_the_session_under_its_lease(
-    sim: SimRack, state: StateDir, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    syn: SimRack, state: StateDir, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A refurbished board (it answers over USB): its configs are backed up before the bring-up and the
     factory's defaults are written through the session, with undo files; the JSON says what the session did."""
-    target = image(tmp_path, "60", "6.03")
+    configured(syn, state, "esc")
+    target_image = image(tmp_path, "60", NEW)
     loader = tmp_path / "generic.bin"
     loader.write_bytes(make_bootloader_image())
-    argv = ["factory", "--rack", str(sim.rack_file), "--station", "esc-602", "--firmware", str(target)]
-    argv += ["--bootloader", str(loader), "--hw", "60", "--version", "6.03", "--allow-destructive"]
+    argv = ["factory", *target(syn, "esc"), "--firmware", str(target_image), "--bootloader", str(loader)]
+    argv += ["--hw", "60", "--version", NEW, "--allow-destructive"]
     assert main([*argv, "--state-dir", str(state.root), "--json"]) == 0, capsys.readouterr().err
     (board,) = json.loads(capsys.readouterr().out)["boards"]
     assert board["verdict"] == "PASS"
     session = "\n".join(board["session"])
-    assert "lease on sim/esc-602 held by" in session
+    assert "lease on syn/esc held by" in session
     assert "factory bring-up: configs local" in session  # backed up before the mass erase
     assert "mcconf and appconf written and verified" in session
     undo = [p for p in state.backups.rglob("*.json") if json.loads(p.read_text())["meta"]["purpose"] == "undo"]
@@ -187,25 +222,25 @@ def test_factory_writes_defaults_through_the_session_under_its_lease(
 
 
 def test_recovery_keeps_the_configs_of_a_board_whose_update_did_not_take(
-    sim: SimRack, state: StateDir, tmp_path: Path
+    syn: SimRack, state: StateDir, tmp_path: Path
 ) -> None:
-    """F1: the bootloader is missing; the strategy rewrites it and updates again; the configs the first
-    update's bootloader wipe would have lost come back, verified (the path's backup)."""
-    before = configure(sim, state, "esc-602")
-    sim.fault("esc-602", "no_bootloader_returns")
+    """F1: the bootloader is missing; the strategy rewrites it and updates again; the configs that the update's
+    layout change reset come back by field, verified (the path's backup)."""
+    configured(syn, state, "esc")
+    syn.fault("esc", "no_bootloader_returns")
     loader = tmp_path / "generic.bin"
     loader.write_bytes(make_bootloader_image())
-    with StationSession(sim.resolved, "esc-602", state=state, permit=Permit.simulated()) as session:
+    with StationSession(syn.resolved, "esc", state=state, permit=Permit.simulated()) as session:
         strategy = StationStrategy(session, bootloader=load_bootloader(loader))
-        sim.fault("esc-602", "no_bootloader_returns", False)  # the erased sector stays erased
-        target = load_firmware(image(tmp_path, "60", "6.03"), hw_names=("60",), version=FirmwareVersion(6, 3))
-        done = strategy.transition(Running(target))
+        syn.fault("esc", "no_bootloader_returns", False)  # the erased sector stays erased
+        goal = load_firmware(image(tmp_path, "60", NEW), hw_names=("60",), version=FirmwareVersion.parse(NEW))
+        done = strategy.transition(Running(goal))
         assert done.actions == ["update over USB", "bootloader over USB", "update over USB"], done.describe()
         path_care = next(c for c in session.report.configs if c.operation.startswith("bring to"))
         (local,) = path_care.nodes
         assert local.changed and local.restored and local.verified, local.describe()
         assert session.lease is not None and SqliteLeases(state.leases).holder(session.key) == session.lease.info
-    assert configs_now(sim, state, "esc-602") == before
+    assert changed_now(syn, state, "esc") == {"local": CHANGED}
 
 
 def test_a_broken_station_is_skipped_by_the_next_test_with_its_diagnosis(
@@ -240,7 +275,7 @@ def test_a_broken_station_is_skipped_by_the_next_test_with_its_diagnosis(
         "-p", "no:cacheprovider", "--rack", str(rack), "--state-dir", str(state.root), "-rs", timeout=120
     )
     result.assert_outcomes(passed=1, skipped=1)
-    result.stdout.fnmatch_lines(["*station esc is broken since *not running 6.03*last step update over USB*"])
+    result.stdout.fnmatch_lines(["*station esc is broken since *not running 6.05*last step update over USB*"])
     assert state.broken("one/esc") is not None
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 from simhost import UID, Host, make, update
 
+from rig.device.app_image import record_of, record_verifies
 from rig.device.firmware import profile_for
-from rig.device.memory import FLASH_BASE
+from rig.device.memory import FLASH_BASE, NEW_APP_BASE
 from rig.protocol import codecs as c
+from rig.protocol.commands import Cmd
 from rig.protocol.framing import encode_frame
 from rig.sim.errors import SimError
 from rig.sim.image import make_firmware_image
@@ -77,12 +79,19 @@ def test_config_set_get_default_with_signature() -> None:
     assert host.one(c.GetConfig(c.ConfigKind.MCCONF, default=True)).blob == old.blob  # type: ignore[union-attr]
 
 
-def test_wrong_signature_gets_only_a_print() -> None:
+def test_wrong_signature_gets_only_a_print_on_the_last_blocking_port() -> None:
+    """3.51+ send PRINT to the port that last ran a blocking command (35c1c72a): before any since boot, the
+    warning goes nowhere; after a TERMINAL_CMD it reaches that port. Up to 3.50 it went to the sender."""
     host = Host(make("6.02"), "6.02")
     old = host.one(c.GetConfig(c.ConfigKind.APPCONF))
     wrong = c.ConfigBlob(c.ConfigKind.APPCONF, 1234, bytes(489))
+    assert host.ask(c.SetConfig(wrong)) == []
+    host.ask(c.TerminalCmd("fault"))
     assert host.ask(c.SetConfig(wrong)) == [c.Print("Warning: Could not set appconf due to wrong signature")]
     assert host.one(c.GetConfig(c.ConfigKind.APPCONF)) == old
+    old_host = Host(make("3.50"), "3.50")
+    wrong = c.ConfigBlob(c.ConfigKind.APPCONF, 1234, bytes(165))
+    assert old_host.ask(c.SetConfig(wrong)) == [c.Print("Warning: Could not set appconf due to wrong signature")]
 
 
 def test_3_40_config_has_no_signature_and_no_length_check() -> None:
@@ -101,6 +110,7 @@ def test_config_signature_fault_changes_the_reported_signature() -> None:
     blob = host.one(c.GetConfig(c.ConfigKind.MCCONF)).blob  # type: ignore[union-attr]
     assert blob.signature == 776184161 ^ 0x5A5A5A5A
     real = c.ConfigBlob(c.ConfigKind.MCCONF, 776184161, blob.data)
+    host.ask(c.TerminalCmd("fault"))  # a blocking command, so PRINT has a port
     assert host.ask(c.SetConfig(real)) == [c.Print("Warning: Could not set mcconf due to wrong signature")]
 
 
@@ -137,9 +147,54 @@ def test_unknown_ids_alive_and_reboot_are_silent() -> None:
     assert changes == [False, True] and host.version() == "6.02"
 
 
-def test_write_outside_the_flash_fails_without_crashing() -> None:
-    host = Host(make("6.02"), "6.02")
-    assert host.one(c.WriteNewAppData(0x80000, b"\0")) == c.WriteNewAppDataReply(False, 0x80000)
+@pytest.mark.parametrize(
+    ("version", "mode", "exit_s"), [("3.40", "hung", None), ("6.02", "running", 32.0), ("6.06", "running", 0.0)]
+)
+def test_a_write_past_the_end_of_flash_is_a_bus_fault(version: str, mode: str, exit_s: float | None) -> None:
+    """0x08080000 + 0x80000 is 0x08100000, reserved: no reply; the fault ends as the release leaves a hard
+    fault (3.40: no watchdog, 3.50-6.05: IWDG slowest ~32 s, 6.06+: the fault handler resets)."""
+    device = make(version)
+    host = Host(device, version)
+    before = device.clock.modelled_s
+    assert host.ask(c.WriteNewAppData(0x80000, b"\0")) == []
+    assert not device.usb_up
+    device.run_pending()
+    assert device.mode == mode
+    if exit_s is not None:
+        assert device.clock.modelled_s - before >= exit_s and host.version() == version
+
+
+def test_offsets_wrap_at_32_bits_and_reach_sector_0_of_the_running_app() -> None:
+    """WRITE_NEW_APP_DATA at 0xFFF80000 programs 0x08000000 and says OK; 3.56+ notice it in the background
+    flash check, reset, and then hang blinking red at boot (research fw-flash.md 1.4, 4.2)."""
+    device = make("6.06")
+    host = Host(device, "6.06")
+    assert host.one(c.WriteNewAppData(0xFFF8_0000 + 0x1000, bytes(16))) == c.WriteNewAppDataReply(True, 0xFFF8_1000)
+    assert device.flash.read(FLASH_BASE + 0x1000, 16) == bytes(16)
+    device.run_pending()
+    assert device.mode == "hung" and "FLASH_CORRUPTION" in (device.halted or "")
+    device.set_power(False)
+    device.set_power(True)
+    device.run_pending()
+    assert device.mode == "hung" and not device.usb_up  # only SWD helps
+
+
+def test_a_huge_erase_size_wraps_erases_nothing_and_says_ok() -> None:
+    device = make("6.02")
+    host = Host(device, "6.02")
+    device.flash.program(NEW_APP_BASE, b"kept")
+    assert host.one(c.EraseNewApp(0xF7F8_0000)) == c.StatusReply(Cmd.ERASE_NEW_APP, True)
+    assert device.flash.read(NEW_APP_BASE, 4) == b"kept"
+    assert host.one(c.EraseNewApp(0xF7F7_FFFF)) == c.StatusReply(Cmd.ERASE_NEW_APP, True)
+    assert device.flash.is_erased(NEW_APP_BASE, 0x60000)
+
+
+def test_a_wrap_into_ccm_overwrites_the_can_backup() -> None:
+    device = make("7.00")
+    host = Host(device, "7.00")
+    assert device.ccm.can() is not None
+    assert host.one(c.WriteNewAppData(0x07F8_0000 + 521, bytes(4))).ok  # type: ignore[union-attr]
+    assert device.ccm.can() is None
 
 
 # --- power, USB, decoder ---------------------------------------------------------------------------
@@ -320,14 +375,30 @@ def test_full_update_installs_the_new_version_and_wipes_the_config() -> None:
     host.ask(c.SetConfig(c.ConfigBlob(c.ConfigKind.APPCONF, None, b"\x22" * 162)))
     changes: list[bool] = []
     device.on_usb = changes.append
-    update(host, make_firmware_image("60", "6.02"))
+    update(host, make_firmware_image("60", "5.03"))  # uncompressed: the 2018 bootloader takes it
     assert changes == [False] and not device.usb_up
     device.run_pending()
-    assert changes == [False, True] and host.version() == "6.02"
+    assert changes == [False, True] and host.version() == "5.03"
     reply = host.one(c.GetConfig(c.ConfigKind.APPCONF))
     default = host.one(c.GetConfig(c.ConfigKind.APPCONF, default=True))
     assert isinstance(reply, c.ConfigReply) and isinstance(default, c.ConfigReply)
-    assert reply.blob.signature == 486554156 and reply.blob == default.blob
+    assert reply.blob.signature == 3733512279 and reply.blob == default.blob
+
+
+def test_first_boot_writes_the_integrity_record_and_resets_once_more() -> None:
+    device = make("6.02")
+    host = Host(device, "6.02")
+    layout = profile_for("6.02").image
+    assert record_of(device.flash.read(FLASH_BASE, 0x80000), layout)[0] == 0  # written when it first booted
+    boots = device.boots
+    update(host, make_firmware_image("60", "6.05"))
+    device.run_pending()
+    assert host.version() == "6.05" and device.boots == boots + 2  # first boot, record, reset, boot
+    flash = device.flash.read(FLASH_BASE, 0x80000)
+    assert record_of(flash, layout)[0] == 0 and record_verifies(flash, layout)
+    device.reset()
+    device.run_pending()
+    assert device.boots == boots + 3
 
 
 def test_write_reply_echoes_the_offset_from_5_00() -> None:

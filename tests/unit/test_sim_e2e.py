@@ -247,7 +247,7 @@ def test_values_selective_follows_the_mask_on_6_02(sim_rack: SimRack) -> None:
 
 @pytest.mark.parametrize(
     ("name", "hw", "new", "compressed"),
-    [("esc-602", "60", "6.03", True), ("esc-340", "410", "3.41", False)],
+    [("esc-602", "60", "6.05", True), ("esc-340", "410", "3.48", False), ("esc-502", "60", "5.03", False)],
 )
 def test_update_reports_the_new_version_and_wipes_the_config(
     sim_rack: SimRack, station_rig: MakeRig, tmp_path: Path, name: str, hw: str, new: str, compressed: bool
@@ -264,7 +264,8 @@ def test_update_reports_the_new_version_and_wipes_the_config(
     times = result.times
     assert min(times.erase_s, times.write_s, times.boot_s, times.ready_s) > 0
     assert result.upload.compressed is compressed
-    assert (result.upload.stats.chunks_skipped > 0) is not compressed  # heatshrink leaves no 0xFF runs
+    # 0xFF runs (skipped chunks) exist only in the 0xFF-filled 3.56-5.03 .bins; heatshrink leaves none either
+    assert (result.upload.stats.chunks_skipped > 0) is (new == "5.03")
     with rig.connect() as esc:
         for kind in c.ConfigKind:  # the bootloader erased the EEPROM-emulation sectors: defaults again
             assert esc.get_config(kind) == esc.get_config(kind, default=True)
@@ -277,7 +278,7 @@ def test_bootloader_upload_over_usb_makes_updates_work_again(
     sim_rack: SimRack, station_rig: MakeRig, tmp_path: Path
 ) -> None:
     rig = station_rig("esc-602")
-    image = firmware(tmp_path, "60", "6.03")
+    image = firmware(tmp_path, "60", "6.05")
     control(sim_rack).fault("esc-602", "no_bootloader_returns")  # F1: sector 11 is blank
     with pytest.raises(UpdateError) as err:
         rig.update(image)
@@ -299,7 +300,7 @@ def test_bootloader_upload_over_usb_makes_updates_work_again(
     assert upload.stats.chunks_sent + upload.stats.chunks_skipped == -(-len(loader.data) // 384)
 
     result = rig.update(image)
-    assert str(result.after.version) == "6.03"
+    assert str(result.after.version) == "6.05"
 
 
 # --- 4. an independent update host, straight from the facts sheet -----------------------------------
@@ -308,15 +309,15 @@ def test_bootloader_upload_over_usb_makes_updates_work_again(
 @pytest.mark.parametrize(
     ("name", "hw", "new"),
     [
-        ("esc-340", "410", "6.02"),  # 524280-byte 6.02 image: heatshrink; written through the 3.40 firmware
-        ("esc-602", "60", "3.40"),  # ~200 KB 3.40 image: uncompressed; written through the 6.02 firmware
+        ("esc-602", "60", "6.05"),  # 524280-byte 6.05 image: heatshrink; written through the 6.02 firmware
+        ("esc-340", "410", "5.03"),  # 393208 bytes: uncompressed, as the 2018 bootloader of a 3.40 board needs
     ],
 )
 def test_independent_facts_sheet_update_brings_the_board_back_on_the_new_version(
     sim_rack: SimRack, name: str, hw: str, new: str
 ) -> None:
     image = make_firmware_image(hw, new)
-    assert (393208 < len(image) < 700000) is (new == "6.02")
+    assert (393208 < len(image) < 700000) is (new == "6.05")
     path = port(sim_rack, name)
     before = os.readlink(path)
     facts_sheet_update(path, image)
@@ -392,11 +393,11 @@ def test_dual_board_forwards_over_can_and_updates_all_nodes(
         info = node.fw_version()
         assert (info.hw_name, str(info.version), info.uid) == ("60", "6.02", peer.uid)
         assert node.values().controller_id == peer.can_id and esc.values().controller_id == 0
-    result = rig.update(firmware(tmp_path, "60", "6.03"), all_can=True)
-    assert str(result.after.version) == "6.03"
-    assert {n: str(v.version) for n, v in result.nodes.items()} == {peer.can_id: "6.03"}
+    result = rig.update(firmware(tmp_path, "60", "6.05"), all_can=True)
+    assert str(result.after.version) == "6.05"
+    assert {n: str(v.version) for n, v in result.nodes.items()} == {peer.can_id: "6.05"}
     with rig.connect() as esc:
-        assert str(esc.can(peer.can_id).fw_version().version) == "6.03"
+        assert str(esc.can(peer.can_id).fw_version().version) == "6.05"
 
 
 # --- 7. power off/on with re-enumeration -------------------------------------------------------------

@@ -127,6 +127,21 @@ def test_host_closing_the_port_is_reported_to_the_device(single: SimRack) -> Non
     assert not single.port("esc").host_connected
 
 
+def test_an_idle_loop_sleeps_until_a_host_or_a_timer_needs_it(single: SimRack) -> None:
+    """The loop waits on inotify (no host), the pty (a host) and the device's next timer: an idle board wakes
+    it a handful of times at most, where the 2 ms polling loop it replaced woke 250 times a second."""
+    wait_for(port_of(single).exists, 2.0, "port")
+    loop = single._stations["esc"].loop
+    before = loop.turns
+    time.sleep(0.5)
+    assert loop.turns - before <= 5, "the loop polls while nothing happens"
+    with Esc.open(str(port_of(single))) as esc:  # the open wakes it (inotify), the request is answered
+        assert str(esc.fw_version().version) == "6.02"
+        busy = loop.turns
+        time.sleep(0.5)
+        assert loop.turns - busy <= 5, "the loop polls while a host holds the port and sends nothing"
+
+
 # --- TCP bridge ------------------------------------------------------------------------------------
 
 

@@ -54,9 +54,9 @@ def station(sim: SimRack, name: str, bounds: Bounds = Bounds()) -> StationRig:
     return StationRig(sim.resolved, sim.resolved.station(name), bounds=bounds)
 
 
-def firmware(tmp_path: Path, version: str, size: int | None = None) -> Image:
+def firmware(tmp_path: Path, version: str) -> Image:
     path = tmp_path / f"fw-{version}.bin"
-    path.write_bytes(make_firmware_image("60", version, size))
+    path.write_bytes(make_firmware_image("60", version))
     return load_firmware(path, hw_names=("60",), version=FirmwareVersion.parse(version))
 
 
@@ -86,19 +86,19 @@ def test_board_without_bootloader_works_again_after_swd_flash_of_the_bootloader(
         swd(sim, name, "erase", "--sector-range", "0x080E0000", "0x20000")
     assert sim.device(name).flash.is_erased(BOOTLOADER_BASE, 0x2_0000)
     board = station(sim, name)
-    newer = firmware(tmp_path, "6.03")
+    newer = firmware(tmp_path, "6.05")
     try:
         with pytest.raises(UpdateError) as caught:
             board.update(newer)
         assert caught.value.diagnosis is Diagnosis.BOOTLOADER_MISSING
-        assert "still reports 6.02 (expected 6.03)" in str(caught.value)
+        assert "still reports 6.02 (expected 6.05)" in str(caught.value)
 
         loader = bootloader(tmp_path)
         swd(sim, name, "flash", loader.source, "--address", "0x080E0000")
         assert sim.device(name).flash.read(BOOTLOADER_BASE, len(loader.data)) == loader.data
 
         result = board.update(newer)
-        assert (str(result.before.version), str(result.after.version)) == ("6.02", "6.03")
+        assert (str(result.before.version), str(result.after.version)) == ("6.02", "6.05")
     finally:
         board.close()
 
@@ -118,8 +118,8 @@ def test_blank_board_brought_up_with_a_merged_hex_over_swd(sim: SimRack, tmp_pat
     finally:
         blank.close()
 
-    # not the version the board had, so what runs afterwards came over SWD; small, to keep the test fast
-    shipped = firmware(tmp_path, "6.05", size=128 * 1024)
+    # not the version the board had, so what runs afterwards came over SWD
+    shipped = firmware(tmp_path, "6.05")
     merged = write_merged_hex(tmp_path / "bootloader+firmware.hex", bootloader(tmp_path), shipped)
     swd(sim, "esc", "flash", str(merged))
     rig("power", "cycle", "esc", "--rack", str(sim.rack_file))

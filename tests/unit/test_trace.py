@@ -275,7 +275,7 @@ def test_bare_hex_without_directions_is_decoded_by_its_shape() -> None:
 
 def test_firmware_given_detected_or_assumed() -> None:
     assert decode_log(POLL.hex()).firmware.source.startswith("no FW_VERSION reply")
-    assert str(decode_log(POLL.hex()).firmware.version) == "6.02"
+    assert str(decode_log(POLL.hex()).firmware.version) == "7.01"  # the newest modelled firmware
     # firmware 3.00: ids from 10 up are one lower, so 31 is GET_DECODED_ADC
     assert decode_log(POLL.hex(), fw("3.00")).frames()[0].command == "GET_DECODED_ADC"
     assert generation_of(fw("3.00")).name == "up to 3.28"
@@ -295,8 +295,7 @@ def test_generations_agree_with_the_simulators_profiles(profile: object) -> None
     generation = generation_of(profile.version)  # type: ignore[attr-defined]
     assert generation.decoder == profile.decoder  # type: ignore[attr-defined]
     assert generation.max_payload == profile.max_payload  # type: ignore[attr-defined]
-    expected = None if generation.timeout_ticks is None else generation.timeout_ticks / 1000
-    assert expected == profile.rx_timeout_s  # type: ignore[attr-defined]
+    assert generation.reset_after_s == pytest.approx(profile.rx_timeout_s)  # type: ignore[attr-defined]
 
 
 def test_direction_override_and_its_error() -> None:
