@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@# labgrid (dev) brings pyserial-labgrid, which owns the same `serial` files as pyserial: the one installed
+	@# last is on disk, so it depends on install order. Tests run upstream pyserial, the rig's own dependency.
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps pyserial
 	touch $(STAMP)
 
 setup: $(STAMP)

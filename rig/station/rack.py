@@ -28,6 +28,7 @@ SIM_RELAY_KINDS = ("lcus", "numato", "modbus-coils", "modbus-registers")  # what
 SWD_CONNECT_MODES = ("halt", "pre-reset", "under-reset", "attach")  # pyocd's connect_mode values (ConnectMode)
 MODBUS_TRANSPORTS = ("tcp", "rtu")
 URL_SCHEMES = ("socket", "rfc2217", "loop", "spy", "alt", "hwgrep")  # pyserial URL handlers
+LEASE_BACKENDS = ("sqlite", "labgrid")  # rig.station.leases
 
 # Channel numbers as the board's own protocol counts them (rig.hardware.power.base): first channel per kind.
 FIRST_CHANNEL = {"lcus": 1, "numato": 0, "modbus-coils": 0, "modbus-registers": 1, "hid": 1, "command": 0}
@@ -44,6 +45,7 @@ _SERIAL_ONLY = ("lcus", "numato")  # boards reached by a serial port only
 _MODBUS = ("modbus-coils", "modbus-registers")
 _HOST_PORT = re.compile(r"^(?P<host>[A-Za-z0-9_.\-\[\]:]+):(?P<port>\d{1,5})$")
 _FW = re.compile(r"^\d+\.\d{2}$")
+_PLACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # a labgrid place name (no "/", no "+token")
 
 
 # --- model -----------------------------------------------------------------------------------------
@@ -164,6 +166,7 @@ class Station:
     sim: SimSpec | None = None
     images: StationImages | None = None
     hw: str | None = None  # the board's hardware name (checked against images; a simulated board's own)
+    place: str | None = None  # the labgrid place it is leased as; its addresses come from it when none are given
 
     @property
     def link_url(self) -> str | None:
@@ -186,6 +189,8 @@ class Rack:
     leases: str | None = None  # directory of the station lease database shared by runs (rig.station.leases)
     state_dir: str | None = None  # backups, records, leases (rig.station.state; default per user)
     sim_speed: float | None = None  # served simulated racks: the simulator's time speed (0 instant, 1 real)
+    lease_backend: str | None = None  # "sqlite" (default) or "labgrid" (rig.station.leases)
+    lg_coordinator: str | None = None  # labgrid leases: the coordinator's HOST:PORT
 
     @property
     def served(self) -> bool:
@@ -269,11 +274,33 @@ def parse_rack(data: Mapping[str, Any], path: Path | str = "<rack>") -> Rack:
     top.unique("station", [s.usb_serial for s in stations if s.usb_serial], key="usb_serial")
     leases = _folder(top, "leases", Path(path))
     state_dir = _folder(top, "state_dir", Path(path))
+    lease_backend, lg_coordinator = _lease_choice(top, stations, leases)
     top.done()
     if not stations:
         raise RackFileError(f"{path}: rack: no [[station]] entries")
     rack = Rack(name, stations, relays, supplies, simulated, port_dir or DEFAULT_PORT_DIR, control, Path(path))
-    return replace(rack, leases=leases, state_dir=state_dir, sim_speed=sim_speed)
+    return replace(
+        rack,
+        leases=leases,
+        state_dir=state_dir,
+        sim_speed=sim_speed,
+        lease_backend=lease_backend,
+        lg_coordinator=lg_coordinator,
+    )
+
+
+def _lease_choice(top: _Entry, stations: tuple[Station, ...], leases: str | None) -> tuple[str | None, str | None]:
+    """lease_backend and lg_coordinator: labgrid needs no lease directory, and stations on places need labgrid."""
+    backend = top.choice("lease_backend", LEASE_BACKENDS, "sqlite") if "lease_backend" in top.data else None
+    coordinator = top.host_port("lg_coordinator")
+    if backend == "labgrid" and leases is not None:
+        top.fail("leases", 'a lease directory is for the sqlite backend, not lease_backend = "labgrid"')
+    if coordinator is not None and backend != "labgrid":
+        top.fail("lg_coordinator", 'only with lease_backend = "labgrid"')
+    on_places = [s.name for s in stations if s.place is not None]
+    if on_places and backend != "labgrid":
+        top.fail("lease_backend", f'stations {", ".join(on_places)} name labgrid places: set lease_backend = "labgrid"')
+    return backend, coordinator
 
 
 def _folder(top: _Entry, key: str, path: Path) -> str | None:
@@ -358,12 +385,13 @@ def _station(
 ) -> Station:
     e.label = f"station {e.data.get('name', '#' + str(e.index))!r}"
     name = e.text("name", required=True)
+    place = _place(e, simulated)
     port, url, usb_serial = e.text("port"), e.url("url"), e.text("usb_serial")
     bridge = e.url("bridge")
     if port and url:
         e.fail("url", "give either port or url, not both")
-    if not simulated and not (port or url or usb_serial):
-        e.fail("port", "missing (a device path, or url, or usb_serial to find the port by)")
+    if not simulated and not (port or url or usb_serial or "place" in e.data):
+        e.fail("port", "missing (a device path, or url, or usb_serial to find the port by, or a labgrid place)")
     relay = _relay_ref(e, boards)
     supply = e.text("supply")
     if supply is not None and supply not in supplies:
@@ -385,7 +413,26 @@ def _station(
     images = _images(e.table("images"), path)
     hw = e.text("hw") or (sim.node.hw if sim else None)
     e.done()
-    return Station(name, port, url, usb_serial, bridge, relay, supply, swd, can_ids, tags, sim, images, hw)
+    return Station(name, port, url, usb_serial, bridge, relay, supply, swd, can_ids, tags, sim, images, hw, place)
+
+
+def _place(e: _Entry, simulated: bool) -> str | None:
+    """A labgrid place; without port/url/usb_serial, every address comes from it (rig.station.places)."""
+    if simulated:
+        e.forbid("place", "racks of hardware")
+        return None
+    place = e.text("place")
+    if place is None:
+        return None
+    if not _PLACE.match(place):
+        e.fail("place", f"{place!r} is not a labgrid place name (letters, digits, '_', '.', '-')")
+    if not any(e.data.get(k) for k in ("port", "url", "usb_serial")):
+        for key in ("relay", "supply", "bridge"):
+            if key in e.data:
+                e.fail(key, "comes from the place when the station gives no port, url or usb_serial")
+        if isinstance(e.data.get("swd"), dict) and "probe" in e.data["swd"]:
+            e.fail("swd", "its probe comes from the place (a NetworkService) when the station gives no port or url")
+    return place
 
 
 def _relay_ref(e: _Entry, boards: Mapping[str, RelayBoardSpec]) -> RelayRef | None:
@@ -409,7 +456,7 @@ def _swd(e: _Entry, simulated: bool) -> SwdSpec | None:
     table = e.table("swd")
     if table is None:
         return None
-    probe = table.text("probe", required=not simulated)
+    probe = table.text("probe", required=not simulated and not e.data.get("place"))
     target = table.text("target", required=True)
     frequency = table.integer("frequency", 4_000_000, low=1_000, high=100_000_000)
     connect = table.choice("connect", SWD_CONNECT_MODES, "halt")
@@ -620,6 +667,8 @@ def _dump(rack: Rack) -> str:
         "simulated": rack.simulated,
         "leases": rack.leases,
         "state_dir": rack.state_dir,
+        "lease_backend": rack.lease_backend,
+        "lg_coordinator": rack.lg_coordinator,
     }
     if rack.simulated:
         top |= {"port_dir": rack.port_dir, "control": rack.control, "sim_speed": rack.sim_speed}
@@ -637,7 +686,7 @@ def _dump(rack: Rack) -> str:
         out += ["", "[[supply]]", *_lines(table)]
     for s in rack.stations:
         table = {"name": s.name, "port": s.port, "url": s.url, "usb_serial": s.usb_serial, "bridge": s.bridge}
-        table |= {"relay": str(s.relay) if s.relay else None, "supply": s.supply, "hw": s.hw}
+        table |= {"relay": str(s.relay) if s.relay else None, "supply": s.supply, "hw": s.hw, "place": s.place}
         if s.swd:
             table["swd"] = {k: v for k, v in vars(s.swd).items() if v is not None}
         table |= {"can_ids": list(s.can_ids), "tags": list(s.tags)}
