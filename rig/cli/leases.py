@@ -1,11 +1,11 @@
-"""The command line's lease options: --lease-backend and --lg-coordinator (rig.station.leases.choice)."""
+"""The command line's lease options: --lease-backend and --lg-coordinator (rig.station.lease_choice)."""
 
 from __future__ import annotations
 
 import argparse
 
+from rig.station.lease_choice import leases_for
 from rig.station.leases import LeaseBackend
-from rig.station.leases.choice import leases_for
 from rig.station.rack import LEASE_BACKENDS, Rack
 from rig.station.state import StateDir
 

@@ -29,8 +29,8 @@ from rig.firmware.image import Image, ImageKind, load_image
 from rig.protocol.commands import FirmwareVersion
 from rig.station.bench import Bounds
 from rig.station.configs import ConfigCare
+from rig.station.lease_choice import leases_for
 from rig.station.leases import LeaseBackend, LeaseBusy
-from rig.station.leases.choice import leases_for
 from rig.station.permissions import Permit
 from rig.station.places import resolve_places
 from rig.station.rack import Rack, Station, StationImages, load_rack

@@ -1,7 +1,7 @@
 """The lease options of the pytest plugin, and labgrid's own pytest plugin kept out of the rig's runs.
 
 ``--lease-backend sqlite|labgrid`` and ``--lg-coordinator HOST:PORT`` choose where the run's station
-leases live (rig.station.leases.choice); the rack file's ``lease_backend`` and ``lg_coordinator`` are
+leases live (rig.station.lease_choice); the rack file's ``lease_backend`` and ``lg_coordinator`` are
 the defaults.
 
 labgrid (the optional extra ``vesc-rig[labgrid]``) installs a pytest plugin, entry point ``labgrid``,

@@ -61,7 +61,7 @@ class PlaceResource:
 
 @runtime_checkable
 class PlaceReader(Protocol):
-    """A lease backend that can read places (rig.station.leases.labgrid_leases.LabgridLeases)."""
+    """A lease backend that can read places (rig.station.lease_labgrid.LabgridLeases)."""
 
     def place_resources(self, place: str) -> list[PlaceResource]: ...
 

@@ -41,8 +41,8 @@ from rig.protocol.codecs import ConfigBlob, FwVersionReply
 from rig.protocol.commands import Cmd, FirmwareVersion, command_table
 from rig.station.bench import Bounds, StationRig, UpdateResult
 from rig.station.configs import UNDO, ConfigCare, ConfigKeeper, Node
+from rig.station.lease_choice import leases_for
 from rig.station.leases import Lease, LeaseBackend, LeaseInfo
-from rig.station.leases.choice import leases_for
 from rig.station.permissions import Permission, Permit
 from rig.station.places import resolve_places
 from rig.station.rack import Rack, Station

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from labgrid.remote.generated import labgrid_coordinator_pb2 as pb2
 
-from rig.station.leases.labgrid_client import CoordinatorConnection
+from rig.station.lease_labgrid_client import CoordinatorConnection
 from rig.station.rack import Rack
 
 START_BOUND_S = 15.0

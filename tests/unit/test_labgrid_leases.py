@@ -23,10 +23,10 @@ import pytest
 from labgrid.remote.generated import labgrid_coordinator_pb2 as pb2
 from labgrid_lab import Coordinator, Exporter, exporter_yaml, make_place
 
+from rig.station.lease_heartbeat import Heartbeat, run_identity
+from rig.station.lease_labgrid import LabgridLeases
+from rig.station.lease_labgrid_client import CoordinatorConnection
 from rig.station.leases import Lease, LeaseBusy, LeaseError, LeaseLost
-from rig.station.leases.heartbeat import Heartbeat, run_identity
-from rig.station.leases.labgrid_client import CoordinatorConnection
-from rig.station.leases.labgrid_leases import LabgridLeases
 
 pytestmark = pytest.mark.xdist_group("labgrid")
 
@@ -156,9 +156,9 @@ def test_a_place_a_person_holds_is_never_taken_over(runs: Lab) -> None:
 HOLDER = textwrap.dedent(
     """
     import sys, time
-    from rig.station.leases.heartbeat import run_identity
-    from rig.station.leases.labgrid_client import CoordinatorConnection
-    from rig.station.leases.labgrid_leases import LabgridLeases
+    from rig.station.lease_heartbeat import run_identity
+    from rig.station.lease_labgrid_client import CoordinatorConnection
+    from rig.station.lease_labgrid import LabgridLeases
     connection = CoordinatorConnection(sys.argv[1], run_identity("test", "doomed", "1"))
     lease = LabgridLeases(connection, ttl_s=float(sys.argv[2])).acquire("esc2", bound_s=5, holder="doomed-job")
     print("held", flush=True)
@@ -204,9 +204,9 @@ RACER = textwrap.dedent(
     """
     import json, random, sys, time
     from rig.station.leases import LeaseBusy
-    from rig.station.leases.heartbeat import run_identity
-    from rig.station.leases.labgrid_client import CoordinatorConnection
-    from rig.station.leases.labgrid_leases import LabgridLeases
+    from rig.station.lease_heartbeat import run_identity
+    from rig.station.lease_labgrid_client import CoordinatorConnection
+    from rig.station.lease_labgrid import LabgridLeases
     connection = CoordinatorConnection(sys.argv[1], run_identity("test", "racer", sys.argv[2]))
     leases = LabgridLeases(connection, ttl_s=30)
     print("ready", flush=True)

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from rig.errors import RackFileError
+from rig.station.lease_choice import leases_for
+from rig.station.lease_heartbeat import Heartbeat, is_run_identity, judge, run_identity
 from rig.station.leases import LeaseError, SqliteLeases
-from rig.station.leases.choice import leases_for
-from rig.station.leases.heartbeat import Heartbeat, is_run_identity, judge, run_identity
 from rig.station.places import PlaceError, PlaceResource, place_station, resolve_places
 from rig.station.rack import Rack, Station, SwdSpec, load_rack, parse_rack
 from rig.station.session import station_resources

@@ -7,7 +7,7 @@ heartbeat keeps running while they block. The coordinator keys a client by its T
 one TCP connection between channels to one target, so each connection gets a subchannel pool of its own.
 
 The coordinator knows a client by ``host/user`` (LG_HOSTNAME / LG_USERNAME by default); a connection
-here uses a per-run identity ``host/user+<run id>`` (rig.station.leases.heartbeat) instead.
+here uses a per-run identity ``host/user+<run id>`` (rig.station.lease_heartbeat) instead.
 
 When the coordinator goes away (a restart, a network cut) the client's stream breaks: the connection
 notices at once, marks itself unverified, reconnects every RECONNECT_S, and after reconnecting calls
@@ -29,17 +29,17 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
-import grpc  # type: ignore[import-untyped]
+import grpc  # type: ignore[import-untyped,unused-ignore]
 
-from rig.station.leases.base import LeaseError
+from rig.station.leases import LeaseError
 from rig.station.places import PlaceResource
 
 _hook = sys.excepthook
-from labgrid.remote.client import ClientSession  # type: ignore[import-untyped]  # noqa: E402
-from labgrid.remote.common import Place  # type: ignore[import-untyped]  # noqa: E402
-from labgrid.remote.generated import labgrid_coordinator_pb2 as pb2  # type: ignore[import-untyped]  # noqa: E402
-from labgrid.remote.generated import labgrid_coordinator_pb2_grpc  # type: ignore[import-untyped]  # noqa: E402
-from labgrid.util.proxy import proxymanager  # type: ignore[import-untyped]  # noqa: E402
+from labgrid.remote.client import ClientSession  # type: ignore[import-untyped,unused-ignore]  # noqa: E402
+from labgrid.remote.common import Place  # type: ignore[import-untyped,unused-ignore]  # noqa: E402
+from labgrid.remote.generated import labgrid_coordinator_pb2 as pb2  # type: ignore[import-untyped,unused-ignore]  # noqa: E402
+from labgrid.remote.generated import labgrid_coordinator_pb2_grpc  # type: ignore[import-untyped,unused-ignore]  # noqa: E402
+from labgrid.util.proxy import proxymanager  # type: ignore[import-untyped,unused-ignore]  # noqa: E402
 
 sys.excepthook = _hook  # labgrid.remote.client replaces it at import (a work-around for a grpc message)
 
@@ -77,7 +77,7 @@ def shared_loop() -> asyncio.AbstractEventLoop:
         return _loop
 
 
-class _RunSession(ClientSession):  # type: ignore[misc]
+class _RunSession(ClientSession):  # type: ignore[misc,unused-ignore]  # labgrid has no types: Any
     """labgrid's ClientSession with an explicit identity and a subchannel pool of its own."""
 
     run_host = ""

@@ -15,8 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from rig.station.leases.base import LeaseBackend, LeaseError
-from rig.station.leases.sqlite import SqliteLeases
+from rig.station.leases import LeaseBackend, LeaseError, SqliteLeases
 from rig.station.rack import LEASE_BACKENDS, Rack
 from rig.station.state import StateDir
 
@@ -55,7 +54,7 @@ def leases_for(
             f"the rack file, or ${ENV_COORDINATOR}"
         )
     try:
-        from rig.station.leases.labgrid_leases import labgrid_leases
+        from rig.station.lease_labgrid import labgrid_leases
     except ImportError as exc:
         raise LeaseError(f"the labgrid lease backend needs labgrid: pip install 'vesc-rig[labgrid]' ({exc})") from exc
     return labgrid_leases(address).bind(rack)

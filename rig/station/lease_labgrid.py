@@ -1,7 +1,7 @@
 """Station leases on a labgrid coordinator: a station is a labgrid place, for racks across hosts.
 
 A run holds a station by acquiring its place under the run's own identity ``host/user+<run id>``
-(rig.station.leases.heartbeat) and writes its heartbeat into the place comment every ``ttl_s / 3``.
+(rig.station.lease_heartbeat) and writes its heartbeat into the place comment every ``ttl_s / 3``.
 The coordinator itself never lets an acquisition expire, so:
 
 - **takeover**: a run that finds the place held by a rig identity whose heartbeat is older than that
@@ -41,11 +41,13 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import grpc  # type: ignore[import-untyped]
-from labgrid.remote.common import Place, Reservation, ReservationState  # type: ignore[import-untyped]
-from labgrid.remote.generated import labgrid_coordinator_pb2 as pb2  # type: ignore[import-untyped]
+import grpc  # type: ignore[import-untyped,unused-ignore]
+from labgrid.remote.common import Place, Reservation, ReservationState  # type: ignore[import-untyped,unused-ignore]
+from labgrid.remote.generated import labgrid_coordinator_pb2 as pb2  # type: ignore[import-untyped,unused-ignore]
 
-from rig.station.leases.base import (
+from rig.station.lease_heartbeat import Heartbeat, Holding, judge, run_identity
+from rig.station.lease_labgrid_client import CoordinatorConnection, CoordinatorRefused
+from rig.station.leases import (
     POLL_S,
     RENEW_MARGIN_S,
     TTL_S,
@@ -56,8 +58,6 @@ from rig.station.leases.base import (
     LeaseLost,
     default_holder,
 )
-from rig.station.leases.heartbeat import Heartbeat, Holding, judge, run_identity
-from rig.station.leases.labgrid_client import CoordinatorConnection, CoordinatorRefused
 from rig.station.places import PlaceResource, from_place, place_of, place_station
 from rig.station.rack import Rack, Station
 from rig.station.session import station_key, station_resources
@@ -170,7 +170,7 @@ class LabgridLeases:
 
         return self.connection.run(read())
 
-    # --- the heartbeat (rig.station.leases.base.Renewing) --------------------------------------------
+    # --- what the lease heartbeat calls (rig.station.leases.Lease) ----------------------------------
 
     def renew(self, lease: LeaseInfo) -> float:
         """Check the place is still ours and write a new heartbeat; LeaseLost if it is not, or if the
