@@ -14,12 +14,17 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@# labgrid (dev) brings pyserial-labgrid, which owns the same `serial` files as pyserial: the one installed
+	@# last is on disk, so it depends on install order. Tests run upstream pyserial, the rig's own dependency.
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps pyserial
 	touch $(STAMP)
 
 setup: $(STAMP)
 
-# Every test: unit, scenarios on the simulated rack, selfcheck; benchmarks run once each, untimed.
+# Type check of rig/, then every test: unit, scenarios on the simulated rack, selfcheck; benchmarks run once
+# each, untimed.
 test: setup
+	$(BIN)/mypy
 	$(BIN)/pytest -q -n 2 --dist loadgroup --benchmark-disable $(PYTEST_ARGS)
 
 # The scenario suite on the embedded simulated rack, with reports under $(REPORTS)/.

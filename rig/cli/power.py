@@ -16,6 +16,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+from rig.cli.leases import leases_of
 from rig.cli.session import add_state_options
 from rig.errors import PowerError, RigTimeout
 from rig.station.bench import Bounds
@@ -70,10 +71,12 @@ def run_power(args: argparse.Namespace) -> int:
     bounds = _DEFAULT
     if args.timeout is not None:
         bounds = replace(_DEFAULT, gone_s=args.timeout, back_s=args.timeout, answer_s=args.timeout)
+    state = StateDir.at(args.state_dir or rack.state_dir)
     session = StationSession(
         rack,
         rack.station(args.station).name,
-        state=StateDir.at(args.state_dir or rack.state_dir),
+        state=state,
+        leases=leases_of(args, rack, state),
         lease_wait_s=args.lease_wait,
         bounds=bounds,
     )

@@ -21,6 +21,7 @@ from typing import Any
 
 from serial.tools import list_ports
 
+from rig.cli.leases import add_lease_options, leases_of
 from rig.client.esc import Timeouts
 from rig.errors import Diagnosis, LinkError, RigError
 from rig.station.bench import Bounds
@@ -60,6 +61,7 @@ def add_state_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--lease-wait", type=float, default=0.0, help="wait this long for a station another run holds (default 0)"
     )
+    add_lease_options(parser)
 
 
 def usb_serial_of(path: str) -> str | None:
@@ -103,10 +105,12 @@ def permit(args: argparse.Namespace) -> Permit:
 def open_session(args: argparse.Namespace, url: str | None = None) -> Iterator[StationSession]:
     """A session on the command's target, its lease held for the command; the port must exist."""
     rack, name = target(args, url)
+    state = StateDir.at(getattr(args, "state_dir", None) or rack.state_dir)
     session = StationSession(
         rack,
         name,
-        state=StateDir.at(getattr(args, "state_dir", None) or rack.state_dir),
+        state=state,
+        leases=leases_of(args, rack, state),
         permit=permit(args),
         lease_wait_s=getattr(args, "lease_wait", 0.0),
         bounds=replace(Bounds(), connect_s=args.connect_timeout),

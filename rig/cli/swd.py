@@ -24,6 +24,7 @@ from typing import Any
 
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
+from rig.cli.leases import leases_of
 from rig.cli.output import make_console
 from rig.cli.session import add_state_options, permit, session_json, tell
 from rig.device.memory import BOOTLOADER_BASE, BOOTLOADER_SIZE, FLASH_BASE
@@ -221,10 +222,12 @@ def open_probe_session(args: argparse.Namespace) -> Iterator[StationSession]:
         if not args.station:
             args.parser.error("--rack needs --station")
         rack = load_rack(args.rack)
+    state = StateDir.at(args.state_dir or rack.state_dir)
     session = StationSession(
         rack,
         rack.stations[0].name if args.probe else args.station,
-        state=StateDir.at(args.state_dir or rack.state_dir),
+        state=state,
+        leases=leases_of(args, rack, state),
         permit=permit(args),
         lease_wait_s=args.lease_wait,
     )

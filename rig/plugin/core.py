@@ -32,8 +32,10 @@ from rig.hardware.swd import SwdConfig
 from rig.protocol.commands import FirmwareVersion
 from rig.station.bench import Bounds
 from rig.station.configs import ConfigCare
-from rig.station.leases import LeaseBackend, LeaseBusy, SqliteLeases
+from rig.station.lease_choice import leases_for
+from rig.station.leases import LeaseBackend, LeaseBusy
 from rig.station.permissions import Permit
+from rig.station.places import resolve_places
 from rig.station.rack import Rack, Station, StationImages, load_rack
 from rig.station.session import StationSession
 from rig.station.state import StateDir
@@ -44,7 +46,13 @@ if TYPE_CHECKING:
     from rig.plugin.simulator import ServedRack
 
 log = logging.getLogger(__name__)
-pytest_plugins = ["rig.plugin.records", "rig.plugin.allure", "rig.plugin.simulator", "rig.plugin.summary"]
+pytest_plugins = [
+    "rig.plugin.records",
+    "rig.plugin.allure",
+    "rig.plugin.simulator",
+    "rig.plugin.summary",
+    "rig.plugin.leases",
+]
 
 MARKERS = {
     "relay": "needs a relay channel or supply that powers the station",
@@ -261,7 +269,14 @@ def rig_run(request: pytest.FixtureRequest, served_rack: ServedRack) -> Iterator
     assert spec is not None  # pytest_generate_tests refuses a station test without --rack
     resolved, speed, run_dir = served_rack
     state = state_dir(config, spec, run_dir)
-    lease_dir = config.getoption("lease_dir") or spec.leases
+    leases = leases_for(
+        resolved,
+        state,
+        backend=config.getoption("lease_backend"),
+        coordinator=config.getoption("lg_coordinator"),
+        directory=config.getoption("lease_dir"),
+    )
+    resolved = resolve_places(resolved, leases)  # stations on labgrid places: their addresses
     wrong_hw = bool(config.getoption("allow_wrong_hw"))
     permit = (
         Permit.simulated(wrong_hw=wrong_hw)
@@ -273,7 +288,7 @@ def rig_run(request: pytest.FixtureRequest, served_rack: ServedRack) -> Iterator
         work=Path(config.getoption("rig_dir")),
         resolved=resolved,
         state=state,
-        leases=SqliteLeases(lease_dir or state.leases),
+        leases=leases,
         permit=permit,
         bounds=hardware_bounds(speed),
         lease_wait_s=config.getoption("lease_wait"),

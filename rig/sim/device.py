@@ -74,6 +74,7 @@ from rig.protocol.framing import (
     Event,
     Frame,
     FrameDecoder,
+    Garbage,
     LegacyFrameDecoder,
     encode_frame,
     encode_frame_legacy,
@@ -104,6 +105,7 @@ if TYPE_CHECKING:
     from rig.sim.can import CanBus
 
 log = logging.getLogger(__name__)
+_MERGED_DISCARDS = (Discard.CRC, Discard.STOP, Discard.TIMEOUT)  # what the merge_partial fault glues together
 
 STEP_S = 0.25  # longest modelled wait per poll step
 CONFIG_WRITE_S = 0.2  # SET_*CONF sleeps 200 ms before the ack (research section 3)
@@ -577,7 +579,7 @@ class SimEsc:
         if isinstance(event, Frame):
             self.clock.spend(USB_PACKET_S)
             self._handle(event.payload, self._reply_usb, via_can=False)
-        elif "merge_partial" in self.faults and event.reason in (Discard.CRC, Discard.STOP, Discard.TIMEOUT):
+        elif isinstance(event, Garbage) and "merge_partial" in self.faults and event.reason in _MERGED_DISCARDS:
             self._merge_partial(event.data)
 
     def _reply_usb(self, payload: bytes) -> None:

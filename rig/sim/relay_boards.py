@@ -255,10 +255,13 @@ class ModbusSimServer:
         self._loop.run_forever()
 
     async def _start(self) -> None:
+        server: ModbusTcpServer | ModbusSerialServer
         if self._null_modem is None:
             server = ModbusTcpServer(self._device, address=("127.0.0.1", 0), trace_packet=self._trace)
             await server.serve_forever(background=True)
-            port = server.transport.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            listening = server.transport
+            assert isinstance(listening, asyncio.Server), "pymodbus listens with an asyncio server"
+            port = listening.sockets[0].getsockname()[1]
             self.address = f"tcp://127.0.0.1:{port}"
         else:
             server = ModbusSerialServer(

@@ -37,7 +37,7 @@ import tty
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from rig.config.source import SchemaSource
 from rig.device.firmware import next_release, release, series
@@ -57,6 +57,7 @@ from rig.station.rack import Rack, RelayBoardSpec, SimNode, Station, StationImag
 log = logging.getLogger(__name__)
 
 PowerInput = Callable[[bool], None]
+SpecT = TypeVar("SpecT", RelayBoardSpec, SupplySpec)
 
 TICK_S = 0.002  # how often an idle pty is probed for a host where inotify is missing
 JOIN_TIMEOUT_S = 5.0
@@ -468,9 +469,10 @@ class SimBoard(Protocol):
 class SimSupply(Protocol):
     """A simulated bench supply (rig.sim.supply.SimRd6006)."""
 
-    address: str
     responding: bool
 
+    @property
+    def address(self) -> str: ...
     def wire(self, power_input: PowerInput) -> None: ...
     def branch(self, power_input: PowerInput) -> PowerInput: ...
     def set_output(self, on: bool) -> None: ...
@@ -517,11 +519,11 @@ RELAY_SERVERS: dict[str, Callable[[RelayBoardSpec], tuple[SimBoard, str]]] = {
 SUPPLY_SERVERS: dict[str, Callable[[SupplySpec], SimSupply]] = {"rd6006": _serve_rd6006}
 
 
-def _address_keys(address: str) -> dict[str, str | None]:
-    """A served address as rack keys: tcp://H:P -> tcp = "H:P", anything else -> port."""
+def _at_address(spec: SpecT, address: str) -> SpecT:
+    """`spec` at a served address: tcp://H:P -> tcp = "H:P", anything else -> port."""
     if address.startswith("tcp://"):
-        return {"tcp": address.removeprefix("tcp://"), "port": None}
-    return {"port": address, "tcp": None}
+        return replace(spec, tcp=address.removeprefix("tcp://"), port=None)
+    return replace(spec, port=address, tcp=None)
 
 
 # --- the rack --------------------------------------------------------------------------------------
@@ -637,7 +639,8 @@ class SimRack:
         if self._control is not None:
             self._control.close()
             self._control = None
-        for thing in (*self._boards.values(), *self._supplies.values()):
+        closing: list[SimBoard | SimSupply] = [*self._boards.values(), *self._supplies.values()]
+        for thing in closing:
             thing.close()  # first: a late relay command must not power a board whose port is closing
         stopping = [threading.Thread(target=probe.stop, daemon=True) for probe in self._probes.values()]
         for thread in stopping:  # in parallel: each waits out pyocd's 0.5 s server poll
@@ -659,7 +662,7 @@ class SimRack:
             raise SimServeError(f"relay board {spec.name}: kind {spec.kind} cannot be simulated")
         board, address = RELAY_SERVERS[spec.kind](spec)
         self._boards[spec.name] = board
-        self._relay_specs[spec.name] = replace(spec, **_address_keys(address))
+        self._relay_specs[spec.name] = _at_address(spec, address)
         return self._relay_specs[spec.name]
 
     def _serve_supply(self, spec: SupplySpec) -> SupplySpec:
@@ -667,7 +670,7 @@ class SimRack:
             raise SimServeError(f"supply {spec.name}: kind {spec.kind} cannot be simulated")
         supply = SUPPLY_SERVERS[spec.kind](spec)
         self._supplies[spec.name] = supply
-        return replace(spec, **_address_keys(supply.address))
+        return _at_address(spec, supply.address)
 
     def _serve_station(self, station: Station) -> Station:
         assert station.sim is not None and station.usb_serial is not None

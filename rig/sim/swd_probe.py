@@ -25,6 +25,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from pyocd.core import exceptions
 from pyocd.core.session import Session
@@ -273,7 +274,10 @@ class SimSwdProbe(DebugProbe):
             raise
 
 
-def _result(value: object, now: bool) -> object:
+T = TypeVar("T")
+
+
+def _result(value: T, now: bool) -> T | Callable[[], T]:
     return value if now else (lambda: value)
 
 

@@ -6,7 +6,8 @@ or any resource, so ``rig update /dev/serial/by-id/...`` finds the station a pyt
 rack name, and two rack files that describe the same board cannot both take it.
 
 The backend is an interface (:class:`LeaseBackend`): :class:`SqliteLeases` for the runs of one host,
-the labgrid coordinator for racks across hosts. The SQLite backend keeps one row per lease: key,
+the labgrid coordinator for racks across hosts (rig.station.lease_labgrid; rig.station.lease_choice picks
+one from the command line and the rack file). The SQLite backend keeps one row per lease: key,
 holder, token, expiry and resources. Taking a station is one ``BEGIN IMMEDIATE`` transaction: look for
 an unexpired lease that conflicts, else insert. The holder's heartbeat thread pushes the expiry
 forward every ``ttl_s / 3``; a holder that dies (SIGKILL, a cancelled CI job, a runner that lost power)
@@ -31,6 +32,7 @@ from __future__ import annotations
 import getpass
 import json
 import logging
+import math
 import os
 import socket
 import sqlite3
@@ -116,6 +118,8 @@ class LeaseInfo:
 
     @property
     def expires_text(self) -> str:
+        if self.expires == math.inf:  # a labgrid place a person acquired
+            return "they release it"
         return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.expires))
 
 
@@ -271,12 +275,16 @@ class _Renewing(Protocol):
 
 @dataclass(eq=False)
 class Lease:
-    """A held station; renewed by a heartbeat thread until released (use it with `with`)."""
+    """A held station; renewed by a heartbeat thread until released (use it with `with`).
+
+    `gate`, when the backend sets one, runs in every check(): the labgrid backend holds a run there while
+    its coordinator connection is broken, until it knows whether the station is still the run's."""
 
     store: _Renewing
     info: LeaseInfo
     lost: LeaseLost | None = None  # set by the heartbeat when the lease is gone
     on_lost: list[Callable[[LeaseLost], None]] = field(default_factory=list)
+    gate: Callable[[Lease], None] | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -289,11 +297,14 @@ class Lease:
             try:
                 expires = self.store.renew(self.info)
             except LeaseLost as exc:
-                self._lose(exc)
+                self.lose(exc)
                 return
             self.info = LeaseInfo(**{**vars(self.info), "expires": expires})
 
-    def _lose(self, exc: LeaseLost) -> None:
+    def lose(self, exc: LeaseLost) -> None:
+        """Mark the lease lost (once, and not after its release): logged, and the on_lost callbacks called."""
+        if self.lost is not None or self._stop.is_set():
+            return
         self.lost = exc
         log.error("%s", exc)
         for callback in self.on_lost:
@@ -301,6 +312,8 @@ class Lease:
 
     def check(self) -> None:
         """Raise LeaseLost if the lease is gone (the session calls this before every operation)."""
+        if self.lost is None and self.gate is not None:
+            self.gate(self)
         if self.lost is not None:
             raise self.lost
 

@@ -28,6 +28,7 @@ SIM_RELAY_KINDS = ("lcus", "numato", "modbus-coils", "modbus-registers")  # what
 SWD_CONNECT_MODES = ("halt", "pre-reset", "under-reset", "attach")  # pyocd's connect_mode values (ConnectMode)
 MODBUS_TRANSPORTS = ("tcp", "rtu")
 URL_SCHEMES = ("socket", "rfc2217", "loop", "spy", "alt", "hwgrep")  # pyserial URL handlers
+LEASE_BACKENDS = ("sqlite", "labgrid")  # rig.station.leases
 
 # Channel numbers as the board's own protocol counts them (rig.hardware.power.base): first channel per kind.
 FIRST_CHANNEL = {"lcus": 1, "numato": 0, "modbus-coils": 0, "modbus-registers": 1, "hid": 1, "command": 0}
@@ -44,6 +45,7 @@ _SERIAL_ONLY = ("lcus", "numato")  # boards reached by a serial port only
 _MODBUS = ("modbus-coils", "modbus-registers")
 _HOST_PORT = re.compile(r"^(?P<host>[A-Za-z0-9_.\-\[\]:]+):(?P<port>\d{1,5})$")
 _FW = re.compile(r"^\d+\.\d{2}$")
+_PLACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # a labgrid place name (no "/", no "+token")
 
 
 # --- model -----------------------------------------------------------------------------------------
@@ -193,6 +195,7 @@ class Station:
     hw: str | None = None  # the board's hardware name (checked against images; a simulated board's own)
     limits: Mapping[str, str] = field(default_factory=dict)  # [station.limits]: over the rack's [limits]
     config: ConfigSettings | None = None  # [station.config]: this station's factory settings
+    place: str | None = None  # the labgrid place it is leased as; its addresses come from it when none are given
 
     @property
     def link_url(self) -> str | None:
@@ -218,6 +221,9 @@ class Rack:
     schemas: str | None = None  # VESC Tool source folder or exported schema files (rig.config.source)
     configs: tuple[HwConfig, ...] = ()  # [[config]]: factory settings per hardware
     limits: Mapping[str, str] = field(default_factory=dict)  # [limits]: factory telemetry limits, "LOW:HIGH"
+
+    lease_backend: str | None = None  # "sqlite" (default) or "labgrid" (rig.station.leases)
+    lg_coordinator: str | None = None  # labgrid leases: the coordinator's HOST:PORT
 
     def factory_settings(self, station: Station) -> ConfigSettings:
         """The settings the factory writes to a station's board: its hardware's [[config]], then its own."""
@@ -318,6 +324,7 @@ def parse_rack(data: Mapping[str, Any], path: Path | str = "<rack>") -> Rack:
     configs = tuple(_hw_config(e) for e in top.tables("config"))
     limits = _limits(top.table("limits"))
     top.unique("config", [c.hw for c in configs], key="hw")
+    lease_backend, lg_coordinator = _lease_choice(top, stations, leases)
     top.done()
     if not stations:
         raise RackFileError(f"{path}: rack: no [[station]] entries")
@@ -330,7 +337,23 @@ def parse_rack(data: Mapping[str, Any], path: Path | str = "<rack>") -> Rack:
         schemas=schemas,
         configs=configs,
         limits=limits,
+        lease_backend=lease_backend,
+        lg_coordinator=lg_coordinator,
     )
+
+
+def _lease_choice(top: _Entry, stations: tuple[Station, ...], leases: str | None) -> tuple[str | None, str | None]:
+    """lease_backend and lg_coordinator: labgrid needs no lease directory, and stations on places need labgrid."""
+    backend = top.choice("lease_backend", LEASE_BACKENDS, "sqlite") if "lease_backend" in top.data else None
+    coordinator = top.host_port("lg_coordinator")
+    if backend == "labgrid" and leases is not None:
+        top.fail("leases", 'a lease directory is for the sqlite backend, not lease_backend = "labgrid"')
+    if coordinator is not None and backend != "labgrid":
+        top.fail("lg_coordinator", 'only with lease_backend = "labgrid"')
+    on_places = [s.name for s in stations if s.place is not None]
+    if on_places and backend != "labgrid":
+        top.fail("lease_backend", f'stations {", ".join(on_places)} name labgrid places: set lease_backend = "labgrid"')
+    return backend, coordinator
 
 
 def _folder(top: _Entry, key: str, path: Path) -> str | None:
@@ -465,12 +488,13 @@ def _station(
 ) -> Station:
     e.label = f"station {e.data.get('name', '#' + str(e.index))!r}"
     name = e.required_text("name")
+    place = _place(e, simulated)
     port, url, usb_serial = e.text("port"), e.url("url"), e.text("usb_serial")
     bridge = e.url("bridge")
     if port and url:
         e.fail("url", "give either port or url, not both")
-    if not simulated and not (port or url or usb_serial):
-        e.fail("port", "missing (a device path, or url, or usb_serial to find the port by)")
+    if not simulated and not (port or url or usb_serial or "place" in e.data):
+        e.fail("port", "missing (a device path, or url, or usb_serial to find the port by, or a labgrid place)")
     relay = _relay_ref(e, boards)
     supply = e.text("supply")
     if supply is not None and supply not in supplies:
@@ -514,7 +538,27 @@ def _station(
         hw,
         config=config,
         limits=limits,
+        place=place,
     )
+
+
+def _place(e: _Entry, simulated: bool) -> str | None:
+    """A labgrid place; without port/url/usb_serial, every address comes from it (rig.station.places)."""
+    if simulated:
+        e.forbid("place", "racks of hardware")
+        return None
+    place = e.text("place")
+    if place is None:
+        return None
+    if not _PLACE.match(place):
+        e.fail("place", f"{place!r} is not a labgrid place name (letters, digits, '_', '.', '-')")
+    if not any(e.data.get(k) for k in ("port", "url", "usb_serial")):
+        for key in ("relay", "supply", "bridge"):
+            if key in e.data:
+                e.fail(key, "comes from the place when the station gives no port, url or usb_serial")
+        if isinstance(e.data.get("swd"), dict) and "probe" in e.data["swd"]:
+            e.fail("swd", "its probe comes from the place (a NetworkService) when the station gives no port or url")
+    return place
 
 
 def _relay_ref(e: _Entry, boards: Mapping[str, RelayBoardSpec]) -> RelayRef | None:
@@ -538,7 +582,7 @@ def _swd(e: _Entry, simulated: bool) -> SwdSpec | None:
     table = e.table("swd")
     if table is None:
         return None
-    probe = table.text("probe", required=not simulated)
+    probe = table.text("probe", required=not simulated and not e.data.get("place"))
     target = table.required_text("target")
     frequency = table.integer("frequency", 4_000_000, low=1_000, high=100_000_000)
     connect = table.choice("connect", SWD_CONNECT_MODES, "halt")
@@ -767,6 +811,8 @@ def _dump(rack: Rack) -> str:
         "leases": rack.leases,
         "state_dir": rack.state_dir,
         "schemas": rack.schemas,
+        "lease_backend": rack.lease_backend,
+        "lg_coordinator": rack.lg_coordinator,
     }
     if rack.simulated:
         top |= {"port_dir": rack.port_dir, "control": rack.control, "sim_speed": rack.sim_speed}
@@ -789,7 +835,7 @@ def _dump(rack: Rack) -> str:
         out += ["", "[[config]]", f"hw = {_toml(entry.hw)}", *_settings_lines("config", entry.settings)]
     for s in rack.stations:
         table = {"name": s.name, "port": s.port, "url": s.url, "usb_serial": s.usb_serial, "bridge": s.bridge}
-        table |= {"relay": str(s.relay) if s.relay else None, "supply": s.supply, "hw": s.hw}
+        table |= {"relay": str(s.relay) if s.relay else None, "supply": s.supply, "hw": s.hw, "place": s.place}
         if s.swd:
             table["swd"] = {k: v for k, v in vars(s.swd).items() if v is not None}
         table |= {"can_ids": list(s.can_ids), "tags": list(s.tags)}

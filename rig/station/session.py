@@ -43,8 +43,10 @@ from rig.protocol.codecs import ConfigBlob, FwVersionReply
 from rig.protocol.commands import Cmd, FirmwareVersion, command_table
 from rig.station.bench import Bounds, StationRig, UpdateResult
 from rig.station.configs import UNDO, ConfigCare, ConfigKeeper, Node
-from rig.station.leases import Lease, LeaseBackend, LeaseInfo, SqliteLeases
+from rig.station.lease_choice import leases_for
+from rig.station.leases import Lease, LeaseBackend, LeaseInfo
 from rig.station.permissions import Permission, Permit
+from rig.station.places import resolve_places
 from rig.station.rack import Rack, Station
 from rig.station.state import StateDir
 from rig.transport.link import Trace
@@ -121,11 +123,11 @@ class StationSession:
         timeouts: Timeouts | None = None,
         holder: str | None = None,
     ) -> None:
-        self.rack = rack
-        self.spec = rack.station(station)
+        self.leases = leases or leases_for(rack, state)
+        self.rack = resolve_places(rack, self.leases)  # a station on a labgrid place: its addresses
+        self.spec = self.rack.station(station)
         self.state = state
         self.permit = permit or Permit()
-        self.leases = leases or SqliteLeases(state.leases)
         self.lease_wait_s = lease_wait_s
         self.holder = holder
         self.key = station_key(rack, self.spec)
