@@ -218,6 +218,7 @@ class Rack:
     schemas: str | None = None  # VESC Tool source folder or exported schema files (rig.config.source)
     configs: tuple[HwConfig, ...] = ()  # [[config]]: factory settings per hardware
     limits: Mapping[str, str] = field(default_factory=dict)  # [limits]: factory telemetry limits, "LOW:HIGH"
+    erase_answering_boards: bool = False  # [factory]: rig factory / rig panel may mass erase a board that answers
 
     def factory_settings(self, station: Station) -> ConfigSettings:
         """The settings the factory writes to a station's board: its hardware's [[config]], then its own."""
@@ -317,6 +318,7 @@ def parse_rack(data: Mapping[str, Any], path: Path | str = "<rack>") -> Rack:
     schemas = _folder(top, "schemas", Path(path))
     configs = tuple(_hw_config(e) for e in top.tables("config"))
     limits = _limits(top.table("limits"))
+    erase_answering_boards = _factory(top.table("factory"))
     top.unique("config", [c.hw for c in configs], key="hw")
     top.done()
     if not stations:
@@ -330,6 +332,7 @@ def parse_rack(data: Mapping[str, Any], path: Path | str = "<rack>") -> Rack:
         schemas=schemas,
         configs=configs,
         limits=limits,
+        erase_answering_boards=erase_answering_boards,
     )
 
 
@@ -382,6 +385,16 @@ def _limits(e: _Entry | None) -> dict[str, str]:
         found[name] = text
     e.done()
     return found
+
+
+def _factory(e: _Entry | None) -> bool:
+    """[factory]: erase_answering_boards (default false): whether the factory (`rig factory`, `rig panel`) may
+    mass erase a board that already answers over USB (it holds firmware and settings)."""
+    if e is None:
+        return False
+    allowed = e.flag("erase_answering_boards", False)
+    e.done()
+    return allowed
 
 
 def _hw_config(e: _Entry) -> HwConfig:
@@ -773,6 +786,8 @@ def _dump(rack: Rack) -> str:
     out = _lines(top)
     if rack.limits:
         out += ["", "[limits]", *_lines(dict(rack.limits))]
+    if rack.erase_answering_boards:
+        out += ["", "[factory]", "erase_answering_boards = true"]
     table: dict[str, Any]
     for board in rack.relays:
         table = {"name": board.name, "kind": board.kind, "port": board.port, "tcp": board.tcp}
