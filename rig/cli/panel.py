@@ -9,15 +9,19 @@ state (records, leases) in the "demo" folder of the state directory, so anyone c
 file that is not served is served in this process too. What the bring-ups may erase is the factory's permit
 from the rack file ([factory] erase_answering_boards); the page cannot widen it.
 
-It listens on 127.0.0.1; --host elsewhere warns that the panel has no login. Ctrl-C stops it: running
-bring-ups stop at their next safe point first (exit status 130, as for any stopped rig command).
+It listens on 127.0.0.1; --host elsewhere warns that the panel has no login. Ctrl-C (or SIGTERM) stops it:
+running bring-ups stop at their next safe point and clean up (a failed board is powered off) before it exits
+with status 0; a second Ctrl-C while they do stops at once (status 130).
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -80,15 +84,37 @@ def run_panel(args: argparse.Namespace) -> int:
             records=records,
             run_id=run_id,
         )
-        try:
-            server = PanelServer(panel, args.host, args.port)
-            if rack is not spec:
-                print(f"rig panel: simulated rack {rack.name} served in this process", flush=True)
-            print(f"rig panel: {server.url} (rack {rack.name}, {len(rack.stations)} stations; records {records})")
-            print(f"rig panel: {panel.permit.by}; Ctrl-C to stop", flush=True)
-            server.run()
-        finally:
-            still = panel.close()
+        with _stopped_by_signals():
+            try:
+                server = PanelServer(panel, args.host, args.port)
+                if rack is not spec:
+                    print(f"rig panel: simulated rack {rack.name} served in this process", flush=True)
+                print(f"rig panel: {server.url} (rack {rack.name}, {len(rack.stations)} stations; records {records})")
+                print(f"rig panel: {panel.permit.by}; Ctrl-C to stop", flush=True)
+                server.run()
+            finally:
+                still = panel.close()
         if still:
             print(f"rig panel: still running when it stopped: {', '.join(still)}", file=sys.stderr)
     return 0
+
+
+@contextmanager
+def _stopped_by_signals() -> Iterator[None]:
+    """SIGINT/SIGTERM end the server (uvicorn's own handlers while it serves, which hand the signal on here);
+    the panel then stops each bring-up at its safe point, itself. The process-wide stop (rig.interrupts) is kept
+    out of it: its flag would also refuse the clean-up (powering a failed board off). A second signal stops at
+    once (KeyboardInterrupt: status 130)."""
+    seen: list[int] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        if seen:
+            raise KeyboardInterrupt(f"second {signal.Signals(signum).name}: stopping at once")
+        seen.append(signum)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

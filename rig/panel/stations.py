@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from rig.durable import write_durably
-from rig.errors import RigError
+from rig.errors import Diagnosis, RigError
 from rig.events import subscribe, unsubscribe
 from rig.factory.flow import FactoryPlan, bring_up, planned_steps
 from rig.factory.records import PASS, BoardRecord, RecordError, RecordStore
@@ -115,9 +115,11 @@ class LastBoard:
         return self.record.status != PASS and not self.acknowledged
 
     def as_json(self) -> dict[str, Any]:
+        ended = outcome(self.record)
         return {
             **summary(self.record),
-            "outcome": outcome(self.record).as_json(),
+            "outcome": ended.as_json(),
+            "stopped": ended.diagnosis == Diagnosis.INTERRUPTED.value,  # by the operator, or the panel closing
             "elapsed_s": seconds_between(self.record.started, self.record.finished),
             "acknowledged": self.acknowledged,
             "needs_ack": self.needs_ack,
@@ -271,13 +273,18 @@ class Panel:
         run.thread.start()
 
     def start_all(self) -> dict[str, Any]:
-        """Start every station that can start; the others are listed with the reason."""
+        """Start every station that can start now; the others are listed with the reason (and left as they are)."""
         started, skipped = [], {}
-        for name in self.stations:
+        for name, station in self.stations.items():
+            with self._lock:
+                why = station.refusal()
+            if why is not None:
+                skipped[name] = why
+                continue
             try:
                 self.start(name)
                 started.append(name)
-            except PanelError as exc:
+            except PanelError as exc:  # it changed in between (another browser started it)
                 skipped[name] = str(exc)
         return {"started": started, "skipped": skipped}
 

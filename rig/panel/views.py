@@ -14,6 +14,7 @@ from datetime import UTC, datetime, time
 from typing import Any
 
 from rig.captures.decode import TraceError, TraceEvent, decode_log
+from rig.client.esc import FLUSH_BYTES
 from rig.factory.flow import TRACE_EVIDENCE
 from rig.factory.records import FAIL, INCOMPLETE, PASS, BoardRecord, CheckResult
 from rig.panel.words import NO_VERDICT, TECHNICIAN, Words, plain
@@ -150,11 +151,18 @@ def _table(fw: str) -> CommandTable:
         return LATEST
 
 
+def is_flush(event: TraceEvent) -> bool:
+    """The zero bytes the rig sends when it connects (rig.client.esc), which the decoder rightly calls garbage."""
+    return event.kind == "garbage" and event.direction == "tx" and event.size == FLUSH_BYTES and not any(event.data)
+
+
 def _event(event: TraceEvent) -> dict[str, Any]:
     more = " …" if len(event.data) > PREVIEW_BYTES else ""
     if event.kind == "frame":
         what = event.command or f"id {event.cmd_id}"
         note = "CRC ok" if event.crc_ok else "CRC bad"
+    elif is_flush(event):
+        what, note = "flush", "the rig's zero bytes on connect (end any partial frame)"
     else:
         what, note = "garbage", event.reason or ""
     return {

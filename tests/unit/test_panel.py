@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -297,7 +298,9 @@ def rig_panel(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
         child.wait(RUN_BOUND_S)
 
 
-def test_rig_panel_serves_the_embedded_rack_and_stops_on_sigterm(rig_panel: tuple[subprocess.Popen[str], str]) -> None:
+def test_rig_panel_serves_the_embedded_rack_and_stops_on_sigterm(
+    rig_panel: tuple[subprocess.Popen[str], str], tmp_path: Path
+) -> None:
     child, url = rig_panel
     assert url.startswith("http://127.0.0.1:")
     with urllib.request.urlopen(url + "api/state", timeout=10) as reply:
@@ -314,9 +317,34 @@ def test_rig_panel_serves_the_embedded_rack_and_stops_on_sigterm(rig_panel: tupl
     with pytest.raises(urllib.error.HTTPError) as refused:  # an action without the page's header
         urllib.request.urlopen(urllib.request.Request(url + "api/start-all", method="POST", data=b"{}"), timeout=10)
     assert refused.value.code == 403
+
+    # SIGTERM while a board runs: it stops at a safe point, is recorded, and powered off, then the panel exits
+    post(url + "api/stations/esc-602/label", {"label": "SN-TERM"})
+    post(url + "api/stations/esc-602/start", {})
+    deadline = time.monotonic() + RUN_BOUND_S
+    while get(url + "api/state")["stations"][0]["phase"] != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     child.send_signal(signal.SIGTERM)
-    assert child.wait(RUN_BOUND_S) == 130
+    assert child.wait(RUN_BOUND_S) == 0
     assert "Traceback" not in (child.stderr.read() if child.stderr else "")
+    with RecordStore(tmp_path / "state" / "records.sqlite3") as store:
+        (record,) = store.records(label="SN-TERM")
+    said = outcome(record)
+    assert said.diagnosis == Diagnosis.INTERRUPTED.value and "on the panel shutting down" in (said.detail or "")
+    assert said.left is not None and said.left.endswith("; powered off"), said.left
+
+
+def get(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        return json.load(reply)
+
+
+def post(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    headers = {"X-Rig-Panel": "1", "Content-Type": "application/json"}
+    request = urllib.request.Request(url, method="POST", data=json.dumps(body).encode(), headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        return json.load(reply)
 
 
 def test_rig_panel_on_a_taken_port_and_without_its_web_stack(

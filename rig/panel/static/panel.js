@@ -8,6 +8,7 @@ let snapshot = null;
 let receivedAt = 0; // performance.now() when the snapshot arrived (elapsed times tick from it)
 let recordsKey = null; // server_id + finished of the records list shown
 let source = null;
+const labelled = new Set(); // stations given a label here that the server's state may not show yet
 
 // --- the live state -----------------------------------------------------------------------------------
 
@@ -35,6 +36,7 @@ function setConnection(how) {
 
 function render(state) {
   snapshot = state;
+  for (const station of state.stations) if (station.label || station.run) labelled.delete(station.name);
   receivedAt = performance.now();
   document.title = `panel: ${state.rack}`;
   $("#rack").textContent = state.rack;
@@ -72,11 +74,14 @@ function makeCard(name) {
   $(".name", card).textContent = name;
   const input = $(".label-input", card);
   $(".label-form", card).addEventListener("submit", async (event) => {
-    event.preventDefault(); // a barcode scanner types the label and presses Enter
+    event.preventDefault(); // a barcode scanner types the label and presses Enter, and may scan the next at once
     const label = input.value;
-    if (await act(card, `/api/stations/${encodeURIComponent(name)}/label`, { label })) {
-      input.value = "";
-      focusNextLabel(name);
+    input.value = "";
+    labelled.add(name);
+    focusNextLabel(name);
+    if (!(await act(card, `/api/stations/${encodeURIComponent(name)}/label`, { label }))) {
+      labelled.delete(name);
+      if (!input.value) input.value = label; // refused: the operator sees what was scanned, and why
     }
   });
   $(".start", card).addEventListener("click", () => act(card, `/api/stations/${encodeURIComponent(name)}/start`));
@@ -88,10 +93,10 @@ function makeCard(name) {
 function focusNextLabel(after) {
   const names = [...cards.keys()];
   const start = names.indexOf(after);
-  for (let i = 1; i <= names.length; i++) {
+  for (let i = 1; i < names.length; i++) {
     const name = names[(start + i) % names.length];
     const station = snapshot && snapshot.stations.find((s) => s.name === name);
-    if (station && !station.label) {
+    if (station && !station.label && !labelled.has(name)) {
       $(".label-input", cards.get(name)).focus();
       return;
     }
@@ -105,7 +110,8 @@ function renderStation(card, station) {
   $(".hw", card).textContent = station.hw ? `hw ${station.hw} → ${station.target_fw}` : "";
   const run = station.run;
   const last = station.last;
-  const stopped = station.phase === "fail" && last && last.outcome.diagnosis === "interrupted (stopped at a safe point)";
+  const stopped = station.phase === "fail" && last.stopped;
+  card.dataset.stopped = stopped ? "1" : "";
   $(".verdict", card).textContent = stopped ? "STOPPED" : VERDICT[station.phase];
   if (run) {
     const step = run.step ? `step ${run.step_index} of ${run.steps_total}: ${run.step}` : "starting…";
@@ -182,10 +188,14 @@ $("#start-all").addEventListener("click", async () => {
     skipped.length ? ` (not started: ${skipped.join(", ")}; each card says why)` : "");
 });
 
+let messageTimer = null;
+
 function message(first, more = "") {
   const box = $("#message");
   box.textContent = first + more;
   box.hidden = false;
+  clearTimeout(messageTimer);
+  messageTimer = setTimeout(() => { box.hidden = true; }, 15000);
 }
 
 // --- records ------------------------------------------------------------------------------------------
@@ -238,7 +248,7 @@ async function showRecord(id) {
   const head = text("h3", `Record #${r.id}: ${r.label || "no label"} on ${r.station}, ${r.status}`);
   const parts = [head, text("p", `UID ${r.uid || "–"}, hardware ${r.hw || "–"}, firmware ${r.fw || "–"}, run ${r.run_id}`)];
   if (r.outcome.what) parts.push(text("p", `${r.outcome.what} ${r.outcome.remedy || ""}`, "what"));
-  parts.push(text("h4", "Step log"), table(["step or check", "value", "limits", "result", "at"],
+  parts.push(text("h4", "Step log"), table(["step or check", "value", "limits", "result", "at"], 1,
     r.checks.map((c) => ({
       cells: [c.name, `${c.value ?? ""} ${c.unit}`.trim(), limits(c), c.passed ? "PASS" : "FAIL", clock(c.at)],
       failed: !c.passed,
@@ -246,7 +256,7 @@ async function showRecord(id) {
   if (r.trace) {
     parts.push(text("h4", `Trace excerpt: the last ${r.trace.lines} lines on the port, decoded (firmware ${r.trace.fw} command ids)`));
     if (r.trace.error) parts.push(text("p", r.trace.error));
-    parts.push(table(["time", "dir", "frame", "bytes", "", "data"], r.trace.events.map((e) => ({
+    parts.push(table(["time", "dir", "frame", "bytes", "", "data"], 5, r.trace.events.map((e) => ({
       cells: [e.t === null ? "" : e.t.toFixed(3), e.dir, e.what, `${e.bytes}`, e.note, e.data],
       failed: e.what === "garbage" || e.note === "CRC bad",
     }))));
@@ -270,14 +280,14 @@ function row(cells) {
   return tr;
 }
 
-function table(headers, rows) {
+function table(headers, mono, rows) {
   const node = document.createElement("table");
   const head = document.createElement("tr");
   headers.forEach((h) => head.append(text("th", h)));
   node.append(head);
   for (const r of rows) {
     const tr = row(r.cells);
-    tr.cells[tr.cells.length - 1].className = "mono";
+    tr.cells[mono].className = "mono";
     if (r.failed) tr.className = "failed";
     node.append(tr);
   }
