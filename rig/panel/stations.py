@@ -308,7 +308,7 @@ class Panel:
             if last is None or not last.needs_ack:
                 raise PanelError(f"station {name}: no failed board waits for an acknowledgement")
             station.last = LastBoard(last.record, acknowledged=True)
-            self._save(station)
+            self._remember(station, last.record.id, acknowledged=True)
             self._changed()
 
     def close(self, bound_s: float = CLOSE_BOUND_S) -> list[str]:
@@ -381,7 +381,7 @@ class Panel:
                 station.notice = "the bring-up failed before its record was written (see the panel's log)"
             else:
                 station.last = LastBoard(record, acknowledged=record.status == PASS)
-                self._save(station)
+                self._remember(station, record.id, acknowledged=record.status == PASS)
             self._changed()
         log.info("%s: %s", station.name, "no record" if record is None else f"record {record.id} {record.status}")
 
@@ -396,9 +396,11 @@ class Panel:
         run = self._own_run(params)
         if run is None:
             return
+        record = params.get("record")
+        if title == "factory bring-up" and isinstance(record, int):
+            self._remember(self.stations[str(params["station"])], record, acknowledged=False)
         with self._lock:
             if title == "factory bring-up":
-                record = params.get("record")
                 run.record_id = record if isinstance(record, int) else None
             elif title.startswith(STEP_PREFIX):
                 run.step = title.removeprefix(STEP_PREFIX)
@@ -446,9 +448,10 @@ class Panel:
     def _saved_file(self, station: PanelStation) -> Path:
         return self.state.root / "panel" / f"{self.rack.name}__{station.name}.json".replace("/", "_")
 
-    def _save(self, station: PanelStation) -> None:
-        assert station.last is not None
-        saved = {"record_id": station.last.record.id, "acknowledged": station.last.acknowledged}
+    def _remember(self, station: PanelStation, record_id: int, *, acknowledged: bool) -> None:
+        """The station's last record, kept for a restarted panel: from the moment the record is opened, so a panel
+        that dies during the bring-up comes back showing that board (without verdict, to be acknowledged)."""
+        saved = {"record_id": record_id, "acknowledged": acknowledged}
         write_durably(self._saved_file(station), json.dumps(saved))
 
     def _saved(self, station: PanelStation, store: RecordStore) -> LastBoard | None:

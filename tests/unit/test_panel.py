@@ -8,6 +8,7 @@ The page in a real browser is tests/unit/test_panel_browser.py.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -189,25 +190,6 @@ def test_a_pass_and_a_fail_then_an_acknowledgement_and_a_restart(sim_rack: SimRa
         again.close()
 
 
-def test_a_board_left_without_verdict_must_be_acknowledged_after_a_restart(sim_rack: SimRack, state: StateDir) -> None:
-    """The panel died during a bring-up: its record has no verdict, and the board is in an unknown state."""
-    panel = make_panel(sim_rack, state, "esc-602")
-    with RecordStore(state.records) as store:
-        record = store.open_record("esc-602", "", "60", "", "", "died", label="SN-DIED")
-        record.check("power on", 0.01, unit="s", passed=True)
-    panel.stations["esc-602"].last = None
-    (state.root / "panel").mkdir(exist_ok=True)
-    (state.root / "panel" / "sim__esc-602.json").write_text(json.dumps({"record_id": record.id, "acknowledged": False}))
-    panel.close()
-    again = make_panel(sim_rack, state, "esc-602")
-    try:
-        station = again.stations["esc-602"]
-        assert station.phase == Phase.FAIL and station.last is not None and station.last.needs_ack
-        assert station.as_json()["last"]["outcome"]["what"].startswith("The bring-up ended without a verdict")
-    finally:
-        again.close()
-
-
 def test_the_page_cannot_erase_what_the_rack_does_not_allow(state: StateDir, tmp_path: Path) -> None:
     """A rack without [factory] erase_answering_boards: a board that answers over USB is refused, untouched."""
     rack = {
@@ -273,35 +255,56 @@ def test_listening_beyond_the_loopback_is_said_loudly() -> None:
     assert warning is not None and "no login" in warning
 
 
+PanelProcess = tuple[subprocess.Popen[str], str]
+
+
 @pytest.fixture
-def rig_panel(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """`rig panel` on the embedded simulated rack, on a free port: the process and the page's URL."""
-    child = subprocess.Popen(
-        [RIG, "panel", "--port", "0", "--state-dir", str(tmp_path / "state")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-    )
-    try:
+def rig_panel(tmp_path: Path) -> Iterator[Callable[[], PanelProcess]]:
+    """Start `rig panel` on the embedded simulated rack, on a free port, with the test's state dir: the process and
+    the page's URL. Every one started is ended at the end of the test; its temporary files (the served rack's run
+    directory, left behind by a killed one) stay in the test's folder."""
+    started: list[subprocess.Popen[str]] = []
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+
+    def start() -> PanelProcess:
+        argv = [RIG, "panel", "--port", "0", "--state-dir", str(tmp_path / "state")]
+        child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env)
+        started.append(child)
         assert child.stdout is not None
         deadline = time.monotonic() + RUN_BOUND_S
-        url = ""
-        while not url and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
             line = child.stdout.readline()
             assert line, f"rig panel ended: {child.stderr.read() if child.stderr else ''}"
             url = next((word for word in line.split() if word.startswith("http://")), "")
-        yield child, url
+            if url:
+                return child, url
+        raise AssertionError(f"rig panel printed no URL within {RUN_BOUND_S:g} s")
+
+    try:
+        yield start
     finally:
-        if child.poll() is None:
-            child.kill()
-        child.wait(RUN_BOUND_S)
+        for child in started:
+            if child.poll() is None:
+                child.terminate()
+            try:
+                child.wait(RUN_BOUND_S)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait(RUN_BOUND_S)
+
+
+def until_running(url: str, station: int = 0) -> None:
+    """Until the station's bring-up has opened its record (it is under way)."""
+    deadline = time.monotonic() + RUN_BOUND_S
+    while (get(url + "api/state")["stations"][station]["run"] or {}).get("record_id") is None:
+        assert time.monotonic() < deadline, "the bring-up did not start"
+        time.sleep(0.05)
 
 
 def test_rig_panel_serves_the_embedded_rack_and_stops_on_sigterm(
-    rig_panel: tuple[subprocess.Popen[str], str], tmp_path: Path
+    rig_panel: Callable[[], PanelProcess], tmp_path: Path
 ) -> None:
-    child, url = rig_panel
+    child, url = rig_panel()
     assert url.startswith("http://127.0.0.1:")
     with urllib.request.urlopen(url + "api/state", timeout=10) as reply:
         state = json.load(reply)
@@ -321,10 +324,7 @@ def test_rig_panel_serves_the_embedded_rack_and_stops_on_sigterm(
     # SIGTERM while a board runs: it stops at a safe point, is recorded, and powered off, then the panel exits
     post(url + "api/stations/esc-602/label", {"label": "SN-TERM"})
     post(url + "api/stations/esc-602/start", {})
-    deadline = time.monotonic() + RUN_BOUND_S
-    while get(url + "api/state")["stations"][0]["phase"] != "running":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    until_running(url)
     child.send_signal(signal.SIGTERM)
     assert child.wait(RUN_BOUND_S) == 0
     assert "Traceback" not in (child.stderr.read() if child.stderr else "")
@@ -347,10 +347,31 @@ def post(url: str, body: dict[str, Any]) -> dict[str, Any]:
         return json.load(reply)
 
 
-def test_rig_panel_on_a_taken_port_and_without_its_web_stack(
-    rig_panel: tuple[subprocess.Popen[str], str], tmp_path: Path
+def test_a_panel_killed_during_a_bring_up_shows_that_board_after_a_restart(
+    rig_panel: Callable[[], PanelProcess],
 ) -> None:
-    _, url = rig_panel
+    """SIGKILL (a crash, a power cut) mid bring-up: the record has no verdict, and the next panel shows the board
+    as failed "without a verdict" until an operator acknowledges it (its state is unknown)."""
+    child, url = rig_panel()
+    post(url + "api/stations/esc-340/label", {"label": "SN-KILLED"})
+    post(url + "api/stations/esc-340/start", {})
+    until_running(url, 1)
+    child.kill()
+    child.wait(RUN_BOUND_S)
+    _, url = rig_panel()
+    station = get(url + "api/state")["stations"][1]
+    assert (station["name"], station["phase"], station["can_start"]) == ("esc-340", "fail", False)
+    last = station["last"]
+    assert (last["label"], last["status"], last["needs_ack"]) == ("SN-KILLED", "INCOMPLETE", True)
+    assert last["outcome"]["what"].startswith("The bring-up ended without a verdict")
+    post(url + "api/stations/esc-340/ack", {})
+    assert get(url + "api/state")["stations"][1]["phase"] == "idle"
+
+
+def test_rig_panel_on_a_taken_port_and_without_its_web_stack(
+    rig_panel: Callable[[], PanelProcess], tmp_path: Path
+) -> None:
+    _, url = rig_panel()
     port = url.rsplit(":", 1)[1].strip("/")
     taken = subprocess.run(
         [RIG, "panel", "--port", port, "--state-dir", str(tmp_path / "other")],
