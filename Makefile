@@ -7,7 +7,7 @@ RACK   ?= fixtures/racks/sim.toml
 REPORTS ?= reports
 PYTEST_ARGS ?=
 
-.PHONY: setup test run nightly report bench bench-baseline bench-compare lint check-schemas clean
+.PHONY: setup test run nightly report bench bench-baseline bench-compare lint check-schemas panel-screenshots clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "vesc-rig needs Python 3.11 or newer")'
@@ -26,6 +26,10 @@ setup: $(STAMP)
 test: setup
 	$(BIN)/mypy
 	$(BIN)/pytest -q -n 2 --dist loadgroup --benchmark-disable $(PYTEST_ARGS)
+
+# The operator panel's screenshots in docs/panel/ (docs/panel.md), taken by its browser test.
+panel-screenshots: setup
+	RIG_PANEL_SCREENSHOTS=$(CURDIR)/docs/panel $(BIN)/pytest -q tests/unit/test_panel_browser.py
 
 # The scenario suite on the embedded simulated rack, with reports under $(REPORTS)/.
 run: setup

@@ -40,6 +40,8 @@ class Diagnosis(StrEnum):
     INTERRUPTED = "interrupted (stopped at a safe point)"
     RECORDS = "record store error"
     REPORT = "report generation failed"
+    PANEL = "operator panel: action refused"
+    NOT_INSTALLED = "an optional part of the rig is not installed"
     SIM = "simulator error"
 
 

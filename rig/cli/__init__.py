@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "rack",
     "records",
     "factory",
+    "panel",
 )
 
 

@@ -58,6 +58,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "identity and telemetry checks with limits, config defaults written and verified. Every step goes to "
         "the board's record. Exit 0 only when every board passed.",
     )
+    _add_options(factory)
+    factory.set_defaults(func=run_factory)
+
+
+def rack_only_options(rack: Path) -> argparse.Namespace:
+    """The options of `rig factory --rack RACK` with nothing else given: images and limits come from the rack file
+    (what `rig panel` runs)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    _add_options(parser)
+    return parser.parse_args(["--rack", str(rack)])
+
+
+def _add_options(factory: argparse.ArgumentParser) -> None:
     factory.add_argument("--rack", type=Path, required=True, help="rack file (a resolved one for a simulated rack)")
     factory.add_argument("--station", action="append", default=[], help="only these stations or tags (repeatable)")
     images = factory.add_argument_group("images (generated on a simulated rack when not given)")
@@ -88,7 +101,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     factory.add_argument("--jobs", type=_positive, default=DEFAULT_JOBS, help="stations at once (default %(default)s)")
     factory.add_argument("--serve", action="store_true", help="serve a simulated rack in-process for the run")
     factory.add_argument("--json", action="store_true", help="one JSON document on stdout")
-    factory.set_defaults(func=run_factory)
 
 
 def _range_text(text: str) -> str:
@@ -216,15 +228,18 @@ class FactoryContext:
     run_id: str
 
 
-def factory_permit(args: argparse.Namespace) -> Permit:
+def factory_permit(args: argparse.Namespace, rack: Rack) -> Permit:
     """Bringing up blank boards erases and programs the whole flash by nature; a board that already answers over
-    USB (firmware and settings on it) only with --allow-destructive; other hardware only if asked."""
+    USB (firmware and settings on it) only with --allow-destructive or the rack's [factory] erase_answering_boards;
+    other hardware only if asked."""
     granted = {Permission.MASS_ERASE, Permission.BOOTLOADER_ERASE}
-    if args.allow_destructive:
+    by = "the factory (bringing up blank boards)"
+    if args.allow_destructive or rack.erase_answering_boards:
         granted.add(Permission.ERASE_ANSWERING_BOARD)
+        by += "; boards that answer over USB: " + ("--allow-destructive" if args.allow_destructive else "the rack")
     if args.allow_wrong_hw:
         granted.add(Permission.WRONG_HARDWARE)
-    return Permit(frozenset(granted), "rig factory (bringing up blank boards)")
+    return Permit(frozenset(granted), by)
 
 
 def run_all(rack: Rack, chosen: dict[str, FactoryPlan], context: FactoryContext, jobs: int) -> list[BoardResult]:
@@ -270,7 +285,7 @@ def run_factory(args: argparse.Namespace) -> int:
     listener = StepLines(stderr)
     state = StateDir.at(args.state_dir or spec.state_dir)
     records = args.records or state.records
-    context = FactoryContext(state, factory_permit(args), records, run_id)
+    context = FactoryContext(state, factory_permit(args, spec), records, run_id)
     with served(spec, args.rack, args.serve) as rack:
         chosen = plans(args, rack, rack.select(args.station))
         if not args.json:

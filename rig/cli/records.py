@@ -1,6 +1,7 @@
 """`rig records list|show|export`: the per-board factory records (rig.factory.records), filtered and exported.
 
-rig records list   [--db PATH] [--station S] [--uid U] [--verdict PASS|FAIL|INCOMPLETE] [--since DATE] [--json]
+rig records list   [--db PATH] [--station S] [--uid U] [--label L] [--verdict PASS|FAIL|INCOMPLETE] [--since DATE]
+                   [--json]
 rig records show   ID [--db PATH] [--json]
 rig records export [filters] [--format csv|json] [-o FILE]
 """
@@ -31,6 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     filters = argparse.ArgumentParser(add_help=False, parents=[db])
     filters.add_argument("--station", help="only this station")
     filters.add_argument("--uid", help="only this board (USB UID, hex as FW_VERSION gives it)")
+    filters.add_argument("--label", help="only this board (its label as entered on the panel)")
     filters.add_argument("--verdict", type=str.upper, choices=VERDICTS, help="only this verdict")
     filters.add_argument("--since", type=_since, help="only records started at or after this date/time (UTC)")
 
@@ -69,7 +71,9 @@ def _store(path: Path) -> RecordStore:
 
 def _select(args: argparse.Namespace) -> list[BoardRecord]:
     with _store(_db(args)) as store:
-        return store.records(station=args.station, uid=args.uid, verdict=args.verdict, since=args.since)
+        return store.records(
+            station=args.station, uid=args.uid, verdict=args.verdict, since=args.since, label=args.label
+        )
 
 
 def _styled(status: str) -> str:
@@ -83,12 +87,12 @@ def run_list(args: argparse.Namespace) -> int:
         emit_json([r.as_json() for r in found])
         return 0
     table = Table(title=f"{len(found)} board records in {_db(args)}")
-    for column in ("id", "started (UTC)", "station", "uid", "hw", "fw", "bootloader", "checks", "verdict"):
+    for column in ("id", "started (UTC)", "station", "label", "uid", "hw", "fw", "bootloader", "checks", "verdict"):
         table.add_column(column, justify="right" if column in ("id", "checks") else "left")
     for r in found:
         failed = sum(not c.passed for c in r.checks)
         checks = f"{len(r.checks)}" + (f" ({failed} failed)" if failed else "")
-        row = (str(r.id), r.started[:19], r.station, r.uid, r.hw, r.fw, r.bootloader, checks)
+        row = (str(r.id), r.started[:19], r.station, r.label, r.uid, r.hw, r.fw, r.bootloader, checks)
         table.add_row(*map(escape, row), _styled(r.status))
     make_console().print(table)
     return 0
@@ -102,7 +106,8 @@ def run_show(args: argparse.Namespace) -> int:
         return 0
     console = make_console()
     console.print(
-        f"record {r.id} (run {escape(r.run_id)}): station {escape(r.station)}, board {escape(r.uid)}, "
+        f"record {r.id} (run {escape(r.run_id)}): station {escape(r.station)}, board {escape(r.label or '-')} "
+        f"(UID {escape(r.uid)}), "
         f"hw {escape(r.hw)}, firmware {escape(r.fw)}, bootloader {escape(r.bootloader or '-')}"
     )
     console.print(f"started {r.started}, finished {r.finished or '-'}: {_styled(r.status)}")

@@ -47,7 +47,7 @@ from rig.config.source import SchemaSource
 from rig.config.verify import check_written
 from rig.device.memory import UID_BYTES
 from rig.errors import ImageError, RigError
-from rig.events import step
+from rig.events import Progress, step
 from rig.factory.records import FAIL, CheckResult, Record, RecordStore
 from rig.firmware.config import KINDS
 from rig.firmware.image import Image, ImageKind
@@ -59,10 +59,14 @@ from rig.protocol.values import Values
 from rig.station.bench import UpdateResult
 from rig.station.session import StationSession
 from rig.station.strategy import StationStrategy, StepFailed
+from rig.transport.link import Trace
 
 log = logging.getLogger(__name__)
 
 FAULT_NONE = 0  # mc_fault_code FAULT_CODE_NONE
+TRACE_EVIDENCE = "trace excerpt"  # a failed board's record: the last bytes on its port (rig.captures decodes them)
+TRACE_EXCERPT_LINES = 60
+TRACE_EXCERPT_CHARS = 24_000
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,7 @@ class BoardResult:
     uid: str = ""
     hw: str = ""
     fw: str = ""
+    label: str = ""  # as the operator entered it
     failed_step: str | None = None
     diagnosis: str | None = None
     reason: str | None = None
@@ -179,10 +184,13 @@ class _StepFailed(Exception):
 class _BringUp:
     """One board's bring-up: the steps, and what the board has reached so far."""
 
-    def __init__(self, session: StationSession, plan: FactoryPlan, record: Record) -> None:
+    def __init__(
+        self, session: StationSession, plan: FactoryPlan, record: Record, progress: Progress | None = None
+    ) -> None:
         self.session = session
         self.plan = plan
         self.record = record
+        self.progress = progress
         self.reached = "not touched"
         self.info: FwVersionReply | None = None  # what the board last reported
         self.uid_recorded = False
@@ -215,6 +223,7 @@ class _BringUp:
                 firmware=None if self.plan.merged else self.plan.firmware,
                 all_can=peers,
                 on_step=self.provisioned,
+                progress=self.progress,
             )
         except StepFailed as failed:
             self.fail(failed.name, failed.error)
@@ -353,19 +362,48 @@ def image_label(image: Image) -> str:
     return f"{version}{Path(image.source).name} {image.sha256[:12]}"
 
 
-def bring_up(session: StationSession, plan: FactoryPlan, store: RecordStore, run_id: str) -> BoardResult:
+def planned_steps(session: StationSession, plan: FactoryPlan) -> tuple[str, ...]:
+    """The names of the steps `bring_up` takes on this station with this plan, in order (for "step N of M")."""
+    steps = ["power on"] if session.has_power else []
+    steps += ["swd connect", "swd mass erase", "swd program", "power cycle"]
+    steps += [] if plan.merged else ["firmware over USB"]
+    steps += ["connect", "identity", "telemetry"]
+    steps += ["CAN nodes"] if len(session.spec.can_ids) > 1 else []
+    steps += ["config defaults"] if plan.write_defaults else []
+    return tuple(steps)
+
+
+def trace_excerpt(trace: Trace) -> str:
+    """The last lines of a port's trace (at most TRACE_EXCERPT_LINES and about TRACE_EXCERPT_CHARS), in the
+    text form `rig trace decode` reads; the first line may start part way into a frame."""
+    lines = [entry.line() for entry in trace.entries[-TRACE_EXCERPT_LINES:]]
+    while len(lines) > 1 and sum(len(line) + 1 for line in lines) > TRACE_EXCERPT_CHARS:
+        lines.pop(0)
+    return "".join(line + "\n" for line in lines)
+
+
+def bring_up(
+    session: StationSession,
+    plan: FactoryPlan,
+    store: RecordStore,
+    run_id: str,
+    *,
+    label: str = "",
+    progress: Progress | None = None,
+) -> BoardResult:
     """Bring up the station's (blank) board; every step and check is stored in its record as it ends.
 
     A step that fails (any RigError) ends the bring-up. A board with a failed step or a check out of
-    limits is powered off where the station can, and its record gets the state it was left in ("left")
-    and verdict FAIL; the failing step's check holds its diagnosis and message. Anything else (a bug,
-    KeyboardInterrupt) propagates and leaves the record without a verdict (INCOMPLETE).
+    limits is powered off where the station can, and its record gets the state it was left in ("left"),
+    the end of its port's trace and verdict FAIL; the failing step's check holds its diagnosis and message.
+    Anything else (a bug, KeyboardInterrupt) propagates and leaves the record without a verdict (INCOMPLETE).
+    `label` is the board's label as the operator entered it; `progress` follows SWD programming and the upload.
     """
     started = time.monotonic()
     hw = plan.firmware.hw_names[0] if plan.firmware.hw_names else ""
-    record = store.open_record(session.name, "", hw, "", image_label(plan.bootloader), run_id)
-    run = _BringUp(session, plan, record)
-    result = BoardResult(session.name, FAIL, record.id, hw=hw)
+    record = store.open_record(session.name, "", hw, "", image_label(plan.bootloader), run_id, label=label)
+    run = _BringUp(session, plan, record, progress)
+    result = BoardResult(session.name, FAIL, record.id, hw=hw, label=label)
     log.info("%s: factory bring-up (record %d, run %s)", session.name, record.id, run_id)
     with step("factory bring-up", station=session.name, record=record.id):
         try:
@@ -377,6 +415,8 @@ def bring_up(session: StationSession, plan: FactoryPlan, store: RecordStore, run
         if failed_checks:
             result.left = run.leave()
             record.check("left", result.left)
+            if session.trace.entries:
+                record.attach(TRACE_EVIDENCE, trace_excerpt(session.trace))
         else:
             result.left = run.reached
         result.verdict = record.finish()

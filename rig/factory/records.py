@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS records (
     bootloader TEXT NOT NULL,
     started TEXT NOT NULL,
     finished TEXT,
-    verdict TEXT
+    verdict TEXT,
+    label TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS records_uid ON records (uid);
 CREATE INDEX IF NOT EXISTS records_started ON records (started);
@@ -65,13 +66,26 @@ CREATE TABLE IF NOT EXISTS checks (
     at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS checks_record ON checks (record_id);
+CREATE TABLE IF NOT EXISTS evidence (
+    record_id INTEGER NOT NULL REFERENCES records (id),
+    name TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (record_id, name)
+);
 """
+# Columns added to `records` after stores were first written: added to an older store when it is opened.
+_ADDED_COLUMNS = {"label": "label TEXT NOT NULL DEFAULT ''"}
+_RECORD_COLUMNS = "id, run_id, station, uid, hw, fw, bootloader, started, finished, verdict, label"  # BoardRecord's
 
 
 class RecordError(RigError):
     """The record store cannot be opened, written or read (the message names the file)."""
 
     diagnosis = Diagnosis.RECORDS
+
+
+class RecordNotFound(RecordError):
+    """The store has no record of that number."""
 
 
 def _now() -> str:
@@ -105,6 +119,7 @@ class BoardRecord:
     started: str
     finished: str | None
     verdict: str | None
+    label: str = ""  # the board's label as the operator entered or scanned it (rig panel)
     checks: list[CheckResult] = field(default_factory=list)
 
     @property
@@ -158,6 +173,12 @@ class Record:
         """The board's UID (and hardware name) as soon as it is first read: the record is findable by UID."""
         self.store._execute("UPDATE records SET uid = ?, hw = COALESCE(?, hw) WHERE id = ?", (uid, hw or None, self.id))
 
+    def attach(self, name: str, body: str) -> None:
+        """Evidence kept with the record (a trace excerpt, say), by name; attaching a name again replaces it."""
+        self.store._execute(
+            "INSERT OR REPLACE INTO evidence (record_id, name, body) VALUES (?, ?, ?)", (self.id, name, body)
+        )
+
     def note_firmware(self, fw: str, bootloader: str | None = None) -> None:
         """The board now runs other firmware (or bootloader) than when the record was opened."""
         self.store._execute(
@@ -191,9 +212,24 @@ class RecordStore:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
+            self._add_columns()
         except (sqlite3.Error, OSError) as exc:
             raise RecordError(f"cannot open the record store {self.path} (waited up to {busy_s:g} s): {exc}") from exc
         self.busy_s = busy_s
+
+    def _add_columns(self) -> None:
+        """Bring a store written by an older rig up to the columns of this one (another connection may race)."""
+        for name, definition in _ADDED_COLUMNS.items():
+            if name in self._columns():
+                continue
+            try:
+                self._db.execute(f"ALTER TABLE records ADD COLUMN {definition}")
+            except sqlite3.OperationalError:
+                if name not in self._columns():
+                    raise
+
+    def _columns(self) -> set[str]:
+        return {row[1] for row in self._db.execute("PRAGMA table_info(records)")}
 
     def _execute(self, sql: str, params: tuple[object, ...]) -> sqlite3.Cursor:
         try:
@@ -204,11 +240,14 @@ class RecordStore:
     def _scalar(self, sql: str, params: tuple[object, ...]) -> int:
         return int(self._execute(sql, params).fetchone()[0])
 
-    def open_record(self, station: str, uid: str, hw: str, fw: str, bootloader: str, run_id: str) -> Record:
+    def open_record(
+        self, station: str, uid: str, hw: str, fw: str, bootloader: str, run_id: str, *, label: str = ""
+    ) -> Record:
         """Start the record of one board in one run (committed at once)."""
         cursor = self._execute(
-            "INSERT INTO records (run_id, station, uid, hw, fw, bootloader, started) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (run_id, station, uid, hw, fw, bootloader, _now()),
+            "INSERT INTO records (run_id, station, uid, hw, fw, bootloader, started, label) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (run_id, station, uid, hw, fw, bootloader, _now(), label),
         )
         assert cursor.lastrowid is not None
         return Record(self, cursor.lastrowid)
@@ -221,10 +260,11 @@ class RecordStore:
         verdict: str | None = None,
         since: str | None = None,
         run_id: str | None = None,
+        label: str | None = None,
     ) -> list[BoardRecord]:
         """Records matching every filter given, oldest first; `since` is an ISO date or time (UTC)."""
         where, params = [], []
-        for column, wanted in (("station", station), ("uid", uid), ("run_id", run_id)):
+        for column, wanted in (("station", station), ("uid", uid), ("run_id", run_id), ("label", label)):
             if wanted is not None:
                 where.append(f"{column} = ?")
                 params.append(wanted)
@@ -236,14 +276,21 @@ class RecordStore:
         if since is not None:
             where.append("started >= ?")
             params.append(since)
-        sql = "SELECT * FROM records" + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY id"
+        matching = f" WHERE {' AND '.join(where)}" if where else ""
+        sql = f"SELECT {_RECORD_COLUMNS} FROM records{matching} ORDER BY id"
         return self._with_checks(self._execute(sql, tuple(params)).fetchall())
 
     def record(self, record_id: int) -> BoardRecord:
-        found = self._with_checks(self._execute("SELECT * FROM records WHERE id = ?", (record_id,)).fetchall())
+        rows = self._execute(f"SELECT {_RECORD_COLUMNS} FROM records WHERE id = ?", (record_id,)).fetchall()
+        found = self._with_checks(rows)
         if not found:
-            raise RecordError(f"record store {self.path} has no record {record_id}")
+            raise RecordNotFound(f"record store {self.path} has no record {record_id}")
         return found[0]
+
+    def evidence(self, record_id: int) -> dict[str, str]:
+        """The evidence attached to a record, by name."""
+        rows = self._execute("SELECT name, body FROM evidence WHERE record_id = ? ORDER BY name", (record_id,))
+        return dict(rows.fetchall())
 
     def _with_checks(self, rows: list[tuple[object, ...]]) -> list[BoardRecord]:
         out = []
@@ -273,6 +320,7 @@ CSV_COLUMNS = (
     "record",
     "run_id",
     "station",
+    "label",
     "uid",
     "hw",
     "fw",
@@ -295,7 +343,19 @@ def write_csv(records: Iterable[BoardRecord], out: IO[str]) -> None:
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     for r in records:
-        board = [r.id, r.run_id, r.station, r.uid, r.hw, r.fw, r.bootloader, r.started, r.finished or "", r.status]
+        board = [
+            r.id,
+            r.run_id,
+            r.station,
+            r.label,
+            r.uid,
+            r.hw,
+            r.fw,
+            r.bootloader,
+            r.started,
+            r.finished or "",
+            r.status,
+        ]
         if not r.checks:
             writer.writerow([*board, *[""] * 7])
         for c in r.checks:

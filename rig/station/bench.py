@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rig import interrupts
@@ -273,8 +274,10 @@ class StationRig:
         window: int = 1,
         progress: Progress | None = None,
         all_can: bool = False,
+        safe_point: Callable[[str], None] = interrupts.check,
     ) -> UpdateResult:
-        """Update the firmware as VESC Tool does, then prove the board runs the image's version (F1, F2)."""
+        """Update the firmware as VESC Tool does, then prove the board runs the image's version (F1, F2).
+        `safe_point` is asked before the jump, the last moment a stop leaves the board on its old firmware."""
         esc = self.connect()
         try:
             with step("check the image fits the board", image=image.describe()):
@@ -289,7 +292,7 @@ class StationRig:
         # dropping it proves the port went away on its host (however fast the board comes back).
         held = None if self.locator.observable else esc
         try:
-            interrupts.check(f"before the jump on {self.name}: the board keeps its firmware")
+            safe_point(f"before the jump on {self.name}: the board keeps its firmware")
         except interrupts.Interrupted:
             esc.close()
             raise

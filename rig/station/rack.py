@@ -221,6 +221,7 @@ class Rack:
     schemas: str | None = None  # VESC Tool source folder or exported schema files (rig.config.source)
     configs: tuple[HwConfig, ...] = ()  # [[config]]: factory settings per hardware
     limits: Mapping[str, str] = field(default_factory=dict)  # [limits]: factory telemetry limits, "LOW:HIGH"
+    erase_answering_boards: bool = False  # [factory]: rig factory / rig panel may mass erase a board that answers
 
     lease_backend: str | None = None  # "sqlite" (default) or "labgrid" (rig.station.leases)
     lg_coordinator: str | None = None  # labgrid leases: the coordinator's HOST:PORT
@@ -323,6 +324,7 @@ def parse_rack(data: Mapping[str, Any], path: Path | str = "<rack>") -> Rack:
     schemas = _folder(top, "schemas", Path(path))
     configs = tuple(_hw_config(e) for e in top.tables("config"))
     limits = _limits(top.table("limits"))
+    erase_answering_boards = _factory(top.table("factory"))
     top.unique("config", [c.hw for c in configs], key="hw")
     lease_backend, lg_coordinator = _lease_choice(top, stations, leases)
     top.done()
@@ -339,6 +341,7 @@ def parse_rack(data: Mapping[str, Any], path: Path | str = "<rack>") -> Rack:
         limits=limits,
         lease_backend=lease_backend,
         lg_coordinator=lg_coordinator,
+        erase_answering_boards=erase_answering_boards,
     )
 
 
@@ -405,6 +408,16 @@ def _limits(e: _Entry | None) -> dict[str, str]:
         found[name] = text
     e.done()
     return found
+
+
+def _factory(e: _Entry | None) -> bool:
+    """[factory]: erase_answering_boards (default false): whether the factory (`rig factory`, `rig panel`) may
+    mass erase a board that already answers over USB (it holds firmware and settings)."""
+    if e is None:
+        return False
+    allowed = e.flag("erase_answering_boards", False)
+    e.done()
+    return allowed
 
 
 def _hw_config(e: _Entry) -> HwConfig:
@@ -819,6 +832,8 @@ def _dump(rack: Rack) -> str:
     out = _lines(top)
     if rack.limits:
         out += ["", "[limits]", *_lines(dict(rack.limits))]
+    if rack.erase_answering_boards:
+        out += ["", "[factory]", "erase_answering_boards = true"]
     table: dict[str, Any]
     for board in rack.relays:
         table = {"name": board.name, "kind": board.kind, "port": board.port, "tcp": board.tcp}

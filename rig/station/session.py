@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -140,6 +141,8 @@ class StationSession:
         self._orphans_checked = False
         self._path_care: ConfigCare | None = None
         self.bootloader_suspect = False  # the last update did not take or hung: rewrite the bootloader first
+        self._stop = threading.Event()  # request_stop(): this session alone stops at its next safe point
+        self._stop_by = ""
 
     @property
     def name(self) -> str:
@@ -196,10 +199,31 @@ class StationSession:
 
     def begin(self, what: str) -> None:
         """Before every step that writes to the board (a safe point): the lease must still be ours, and a
-        signal that asked the rig to stop stops it here (Interrupted). Clean-up (giving configs back) does
-        not pass here, so it still runs after a stop."""
+        signal or a stop request stops it here (Interrupted). Clean-up (giving configs back) does not pass
+        here, so it still runs after a stop."""
         self.check_lease()
-        interrupts.check(f"before {what} on {self.name}")
+        self.safe_point(f"before {what} on {self.name}")
+
+    # --- stopping this session alone (an operator's stop button) -----------------------------------
+
+    def request_stop(self, by: str) -> None:
+        """Ask this session alone to stop at its next safe point (rig.interrupts stops every session of the
+        process); callable from any thread. The stop is taken once: clean-up after it (a failed board powered
+        off) passes the safe points again."""
+        self._stop_by = by
+        self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def safe_point(self, where: str) -> None:
+        """Interrupted if a signal asked the process to stop, or someone asked this session to (taken once)."""
+        interrupts.check(where)
+        if self._stop.is_set():
+            self._stop.clear()
+            self.note(f"stopped at a safe point ({where}) on {self._stop_by}")
+            raise interrupts.Interrupted(f"stopped at a safe point ({where}) on {self._stop_by}")
 
     def note(self, text: str) -> None:
         self.report.steps.append(text)
@@ -308,6 +332,7 @@ class StationSession:
                 window=window,
                 progress=progress,
                 all_can=all_can,
+                safe_point=self.safe_point,
             )
         self.note(f"updated {result.before.version} -> {result.after.version} ({result.proof})")
         return result
@@ -464,7 +489,12 @@ class StationSession:
     # --- power --------------------------------------------------------------------------------------
 
     def power(self, on: bool) -> None:
-        self.begin("switching power")
+        """Switch the board's power. Switching off passes no safe point: it is how a stopped run leaves a failed
+        board (clean-up), so a stop request must not refuse it; the lease must still be ours."""
+        if on:
+            self.begin("power-on")
+        else:
+            self.check_lease()
         with step("power " + ("on" if on else "off"), station=self.name):
             self.bench.power_channel().switch(on)
         self.note(f"power {'on' if on else 'off'}")

@@ -34,7 +34,7 @@ from enum import StrEnum
 from typing import TypeVar
 
 from rig.errors import Diagnosis, RigError
-from rig.events import step
+from rig.events import Progress, step
 from rig.firmware.image import Image
 from rig.hardware.swd import ConnectMode, SwdConnectFailed, SwdSession
 from rig.interrupts import Interrupted
@@ -269,11 +269,13 @@ class StationStrategy:
         firmware: Image | None,
         all_can: bool = False,
         on_step: StepHook | None = None,
+        progress: Progress | None = None,
     ) -> BoardState:
         """A blank (or any) board from scratch: power on, SWD mass erase, bootloader + `swd_firmware`,
         power cycle, then `firmware` over USB through the bootloader just written (None: stop after SWD).
 
-        Each step is told to `on_step` as it ends; a failing step raises StepFailed naming it."""
+        Each step is told to `on_step` as it ends; a failing step raises StepFailed naming it. `progress` follows
+        the SWD programming and the USB upload."""
         session = self.session
 
         def run(name: str, do: Callable[[], T]) -> T:
@@ -290,7 +292,7 @@ class StationStrategy:
         with session.preserving_configs("factory bring-up", path=True):
             if session.has_power:  # a board left off (say, by a failed run) does not answer SWD
                 run("power on", lambda: session.power(True))
-            swd = run("swd connect", self._swd_connect)
+            swd = run("swd connect", lambda: self._swd_connect(progress))
             try:
                 run("swd mass erase", lambda: session.swd_erase(mass=True, swd=swd))
                 run("swd program", lambda: session.swd_program([bootloader, swd_firmware], swd=swd))
@@ -298,12 +300,12 @@ class StationStrategy:
                 swd.close()
             run("power cycle", session.power_cycle)
             if firmware is not None:
-                run("firmware over USB", lambda: session.update(firmware, all_can=all_can))
+                run("firmware over USB", lambda: session.update(firmware, all_can=all_can, progress=progress))
         return self.observe()
 
-    def _swd_connect(self) -> SwdSession:
+    def _swd_connect(self, progress: Progress | None = None) -> SwdSession:
         """An open SWD session: in the station's connect mode (one try), then under reset if the target is silent."""
-        swd = self.session.swd()
+        swd = self.session.swd(progress)
         configured = swd.config
         if configured.connect_mode != ConnectMode.UNDER_RESET:
             swd.config = replace(configured, connect_attempts=1)

@@ -83,7 +83,7 @@ def station(sim: SimRack, name: str) -> StationSession:
         sim.resolved,
         name,
         state=StateDir.at(sim.run_dir / "state"),
-        permit=factory_permit(argparse.Namespace(allow_wrong_hw=False, allow_destructive=False)),
+        permit=factory_permit(argparse.Namespace(allow_wrong_hw=False, allow_destructive=False), sim.resolved),
         bounds=QUICK,
     ).open()
 

@@ -19,6 +19,7 @@ import pytest
 from synthetic import CHANGED, NEW, mcconf_now, rack
 from synthetic import configure as configure_node
 
+from rig import interrupts
 from rig.cli import main
 from rig.errors import IdentityLost
 from rig.firmware.config import ConfigBackup, read_backup, write_verified
@@ -328,3 +329,16 @@ def test_a_node_without_the_uid_its_version_sends_has_lost_its_identity() -> Non
     with pytest.raises(IdentityLost, match="runs firmware 6.02, which sends its 12-byte STM32 UID"):
         check_identity([(None, ConfigBackup(FirmwareVersion(6, 2), "60", "", blob))])
     check_identity([(None, ConfigBackup(FirmwareVersion(3, 7), "60", "", blob))])  # 3.07 did not send one yet
+
+
+def test_a_stopped_process_still_powers_a_failed_board_off(sim: SimRack, state: StateDir) -> None:
+    """After Ctrl-C the factory powers failed boards off: switching off is clean-up, not a step to stop before."""
+    with StationSession(sim.resolved, "esc-602", state=state) as session:
+        interrupts.request("a test's SIGINT")
+        try:
+            with pytest.raises(interrupts.Interrupted, match="before power-on on esc-602"):
+                session.power(True)
+            session.power(False)
+        finally:
+            interrupts.reset()
+    assert not sim.device("esc-602").powered
