@@ -60,6 +60,13 @@ PLAIN: dict[Diagnosis, Words] = {
     Diagnosis.IDENTITY_LOST: Words("The board did not report its serial number (UID).", TECHNICIAN),
     Diagnosis.STATION_BROKEN: Words("An earlier step left this station's board unusable.", TECHNICIAN),
     Diagnosis.CONFIG_NOT_RESTORED: Words("The board's settings could not be given back.", TECHNICIAN),
+    Diagnosis.CONFIG_NOT_APPLIED: Words("The board did not take the settings written to it.", TECHNICIAN),
+    Diagnosis.CONFIG_NOT_PERSISTED: Words("The board forgot its settings when it was switched off.", TECHNICIAN),
+    Diagnosis.BOOTLOADER_NOT_WRITTEN: Words("The bootloader was not written to the board.", TECHNICIAN),
+    Diagnosis.FIRMWARE_NOT_WRITTEN: Words("The board does not run the firmware that was written.", TECHNICIAN),
+    Diagnosis.IDENTITY_CHANGED: Words("The board reported another identity after a restart.", TECHNICIAN),
+    Diagnosis.CAN_NODE_MISSING: Words("A board on the CAN bus is missing or answers for another.", TECHNICIAN),
+    Diagnosis.LATE_REPLIES: Words("The board answered too late.", TECHNICIAN),
     Diagnosis.INTERRUPTED: Words(
         "Stopped at a safe point; the board keeps the firmware it had before the step that was stopped.",
         "Take the board out, or start it again.",
